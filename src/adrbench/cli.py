@@ -1,0 +1,50 @@
+"""``adrbench`` command line. Each subcommand lives in ``adrbench.commands.<name>``.
+
+Exit status everywhere: 0 nothing to report, 1 a finding (failed scenario, fired trigger, failed
+claim, regression, stale report), 2 bad input (a ``UserError``: printed on one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from adrbench import __version__
+from adrbench.errors import UserError
+
+__all__ = ["main", "COMMANDS"]
+
+# name -> module in adrbench.commands exposing add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, str] = {
+    "run": "Run a benchmark suite, one fresh process per scenario; write results/runs/<id>.json",
+}
+
+EXIT_OK, EXIT_FINDING, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adrbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"adrbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"adrbench.commands.{name}")
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args._run(args)
+    except UserError as error:
+        print(f"adrbench {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Expected problems, kept apart from bugs.
+
+A ``UserError`` is something the user can fix (a bad ADR, a corrupt results file, a scenario field
+out of range). The CLI prints its message on one line and exits 2; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["UserError", "ResultsError", "ScenarioError"]
+
+
+class UserError(Exception):
+    """A problem in the user's input. The message names the file, the value and the fix."""
+
+
+class ScenarioError(UserError):
+    """A scenario or suite definition that cannot be run as written."""
+
+
+class ResultsError(UserError):
+    """A results file that is missing, corrupt, or of another schema version."""

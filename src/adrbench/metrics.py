@@ -1,0 +1,105 @@
+"""The catalogue of named metrics a scenario result exposes, with unit and direction.
+
+One flat namespace (``samples_per_s``, ``peak_rss_bytes``, ``test_spearman`` ...) serves the
+trigger expressions (``results.lora.peak_rss_bytes``), the report tables and the gate, so a
+metric has one name, one unit and one "better" direction everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from adrbench.results import Metrics
+
+__all__ = ["MetricSpec", "METRICS", "flatten_metrics"]
+
+Unit = Literal["count", "samples/s", "tokens/s", "bytes", "s", "ratio", "FLOP/s", "loss"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    unit: Unit
+    greater_is_better: bool | None  # None: neither direction is a regression (e.g. parameters)
+    help: str
+
+
+def _spec(name: str, unit: Unit, better: bool | None, help: str) -> tuple[str, MetricSpec]:
+    return name, MetricSpec(name, unit, better, help)
+
+
+METRICS: Mapping[str, MetricSpec] = dict(
+    [
+        _spec("total_parameters", "count", None, "all parameters of the model"),
+        _spec("trainable_parameters", "count", None, "parameters that receive gradients"),
+        _spec("trainable_fraction", "ratio", None, "trainable / total parameters"),
+        _spec("steps", "count", None, "optimizer steps taken"),
+        _spec("final_loss", "loss", False, "training loss of the last step"),
+        _spec("samples_per_s", "samples/s", True, "training pairs per second over timed steps"),
+        _spec("real_tokens_per_s", "tokens/s", True, "non-padding tokens per second"),
+        _spec("padded_tokens_per_s", "tokens/s", True, "tokens incl. padding per second"),
+        _spec("step_time_s", "s", False, "mean seconds per timed step"),
+        _spec("rss_before_train_bytes", "bytes", False, "process RSS before training"),
+        _spec("peak_rss_bytes", "bytes", False, "process RSS high-water mark"),
+        _spec("train_peak_rss_bytes", "bytes", False, "RSS high-water mark during training"),
+        _spec("train_rss_increase_bytes", "bytes", False, "train peak RSS minus RSS before"),
+        _spec("cuda_max_allocated_bytes", "bytes", False, "torch.cuda.max_memory_allocated"),
+        _spec("cuda_max_reserved_bytes", "bytes", False, "torch.cuda.max_memory_reserved"),
+        _spec("mps_sampled_max_allocated_bytes", "bytes", False, "max sampled MPS allocation"),
+        _spec("train_flops_per_s", "FLOP/s", True, "achieved training FLOP/s"),
+        _spec("matmul_peak_flops_per_s", "FLOP/s", None, "matmul peak measured in-process"),
+        _spec("fraction_of_peak", "ratio", True, "train FLOP/s / matmul peak"),
+        _spec("load_s", "s", False, "wall time to load model and data"),
+        _spec("train_s", "s", False, "wall time of training"),
+        _spec("evaluate_s", "s", False, "wall time of evaluation"),
+        _spec("dev_spearman", "ratio", True, "STS-B dev Spearman after training"),
+        _spec("dev_pearson", "ratio", True, "STS-B dev Pearson after training"),
+        _spec("test_spearman", "ratio", True, "STS-B test Spearman after training"),
+        _spec("test_pearson", "ratio", True, "STS-B test Pearson after training"),
+        _spec("dev_spearman_before", "ratio", None, "STS-B dev Spearman, untrained"),
+        _spec("dev_pearson_before", "ratio", None, "STS-B dev Pearson, untrained"),
+        _spec("test_spearman_before", "ratio", None, "STS-B test Spearman, untrained"),
+        _spec("test_pearson_before", "ratio", None, "STS-B test Pearson, untrained"),
+    ]
+)
+
+
+def flatten_metrics(metrics: Metrics) -> dict[str, float]:
+    """Every catalogued metric that this result has (``None`` counters are left out)."""
+    t, m, c, p = metrics.throughput, metrics.memory, metrics.compute, metrics.phases
+    timed = len(t.step_times_s)
+    flat: dict[str, float | int | None] = {
+        "total_parameters": metrics.total_parameters,
+        "trainable_parameters": metrics.trainable_parameters,
+        "trainable_fraction": metrics.trainable_parameters / metrics.total_parameters,
+        "steps": metrics.steps,
+        "final_loss": metrics.final_loss,
+        "samples_per_s": t.samples_per_s,
+        "real_tokens_per_s": t.real_tokens_per_s,
+        "padded_tokens_per_s": t.padded_tokens_per_s,
+        "step_time_s": sum(t.step_times_s) / timed if timed else None,
+        "rss_before_train_bytes": m.rss_before_train_bytes,
+        "peak_rss_bytes": m.peak_rss_bytes,
+        "train_peak_rss_bytes": m.train_peak_rss_bytes,
+        "train_rss_increase_bytes": (
+            m.train_peak_rss_bytes - m.rss_before_train_bytes
+            if m.train_peak_rss_bytes is not None
+            else None
+        ),
+        "cuda_max_allocated_bytes": m.cuda_max_allocated_bytes,
+        "cuda_max_reserved_bytes": m.cuda_max_reserved_bytes,
+        "mps_sampled_max_allocated_bytes": m.mps_sampled_max_allocated_bytes,
+        "train_flops_per_s": c.train_flops_per_s,
+        "matmul_peak_flops_per_s": c.matmul_peak_flops_per_s,
+        "fraction_of_peak": c.fraction_of_peak,
+        "load_s": p.load_s,
+        "train_s": p.train_s,
+        "evaluate_s": p.evaluate_s,
+    }
+    for when, scores in (("", metrics.after), ("_before", metrics.before or {})):
+        for split, s in scores.items():
+            flat[f"{split}_spearman{when}"] = s.spearman
+            flat[f"{split}_pearson{when}"] = s.pearson
+    return {k: float(v) for k, v in flat.items() if v is not None and k in METRICS}

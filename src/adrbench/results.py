@@ -1,0 +1,380 @@
+"""The results contract: typed, frozen records of a suite run, and their JSON form.
+
+Everything after the engine (decisions, reports, gates) reads these types and nothing else. A file
+carries ``schema_version``; older files are migrated forward by ``update_to_N`` functions, newer
+ones are refused with a message saying to upgrade adrbench. ``skipped`` and ``failed`` are
+different outcomes and both are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, Union
+
+from adrbench.errors import ResultsError
+from adrbench.scenario import Scenario
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Status",
+    "FailureKind",
+    "Skip",
+    "Failure",
+    "Scores",
+    "Throughput",
+    "Memory",
+    "Compute",
+    "Phases",
+    "Metrics",
+    "ScenarioResult",
+    "Environment",
+    "GitInfo",
+    "ModelInfo",
+    "DatasetInfo",
+    "RunRecord",
+    "run_from_json",
+    "run_to_json",
+]
+
+SCHEMA_VERSION = 1
+
+
+class Status(enum.StrEnum):
+    OK = "ok"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class FailureKind(enum.StrEnum):
+    EXCEPTION = "exception"
+    OUT_OF_MEMORY = "out_of_memory"
+    TIMEOUT = "timeout"
+    CRASH = "crash"  # the process died without reporting (signal, segfault, os._exit)
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Why a scenario did not run. ``reason`` is a stable code, ``message`` a sentence."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    kind: FailureKind
+    type: str  # exception type name, e.g. "OutOfMemoryError", or "Timeout"
+    message: str
+    stderr_tail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """STS agreement of cosine similarity with gold scores on one split."""
+
+    spearman: float
+    pearson: float
+    pairs: int
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """Training speed over the timed steps (after ``warmup_steps`` untimed ones).
+
+    Raw per-step values are kept so gates can do statistics; steps are in data order, so two runs
+    of the same scenario see the same batches at the same index.
+    """
+
+    samples_per_s: float
+    real_tokens_per_s: float
+    padded_tokens_per_s: float
+    warmup_steps: int
+    step_times_s: tuple[float, ...]
+    step_samples: tuple[int, ...]
+    step_real_tokens: tuple[int, ...]
+    step_padded_tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """Peak memory, each field named for the counter it comes from (None where not available).
+
+    Args:
+        rss_before_train_bytes: Process RSS after loading, before the first step.
+        peak_rss_bytes: Process RSS high-water mark over the whole process (getrusage).
+        train_peak_rss_bytes: RSS high-water mark over training only (Linux: VmHWM after
+            resetting it through /proc/self/clear_refs; None elsewhere).
+        cuda_max_allocated_bytes: torch.cuda.max_memory_allocated after a reset before training.
+        cuda_max_reserved_bytes: torch.cuda.max_memory_reserved, likewise.
+        mps_sampled_max_allocated_bytes: max of torch.mps.current_allocated_memory sampled at
+            every step (MPS has no peak counter).
+    """
+
+    rss_before_train_bytes: int
+    peak_rss_bytes: int
+    train_peak_rss_bytes: int | None
+    cuda_max_allocated_bytes: int | None
+    cuda_max_reserved_bytes: int | None
+    mps_sampled_max_allocated_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Compute:
+    """Achieved training FLOP/s against a matmul peak measured in the same process."""
+
+    train_flops_per_s: float
+    matmul_peak_flops_per_s: float
+    fraction_of_peak: float
+    formula: str
+
+
+@dataclass(frozen=True, slots=True)
+class Phases:
+    """Wall time of each phase, seconds."""
+
+    load_s: float
+    train_s: float
+    evaluate_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    device: str  # resolved device, e.g. "cpu", "cuda:0"
+    model_id: str
+    total_parameters: int
+    trainable_parameters: int
+    steps: int
+    final_loss: float
+    throughput: Throughput
+    memory: Memory
+    compute: Compute
+    phases: Phases
+    before: Mapping[str, Scores] | None  # split -> scores of the untrained model
+    after: Mapping[str, Scores]  # split -> scores after training
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioResult:
+    """The outcome of one scenario: exactly one of metrics / skip / failure is set."""
+
+    name: str
+    fingerprint: str
+    scenario: Scenario
+    status: Status
+    metrics: Metrics | None = None
+    skip: Skip | None = None
+    failure: Failure | None = None
+
+    def __post_init__(self) -> None:
+        expected = {Status.OK: "metrics", Status.SKIPPED: "skip", Status.FAILED: "failure"}
+        present = [f for f in ("metrics", "skip", "failure") if getattr(self, f) is not None]
+        if present != [expected[self.status]]:
+            raise ValueError(
+                f"scenario {self.name!r} with status {self.status.value!r} must carry exactly "
+                f"{expected[self.status]!r}, got {present}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Where a run happened. ``fingerprint`` hashes the machine identity only (OS, CPU, cores,
+    memory, accelerator, threads), so upgrading a package keeps baselines comparable while the
+    versions are still recorded in ``packages``."""
+
+    fingerprint: str
+    os: str
+    python: str
+    cpu_model: str
+    cores: int
+    memory_bytes: int
+    device_kind: str  # "cpu" | "cuda" | "mps"
+    device_name: str
+    cuda_available: bool
+    mps_available: bool
+    torch_threads: int
+    packages: Mapping[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class GitInfo:
+    commit: str | None
+    branch: str | None
+    worktree_is_dirty: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str  # what the suite asked for, e.g. "default" or "sentence-transformers/all-MiniLM-L6-v2"
+    resolved: str  # the local path or hub id actually loaded
+    weights_sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInfo:
+    name: str
+    source: str  # a local directory or "hf:sentence-transformers/stsb"
+    sha256: Mapping[str, str]  # split -> content hash
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    schema_version: int
+    run_id: str
+    suite: str
+    profile: str
+    started_at: str  # ISO 8601, UTC
+    finished_at: str
+    git: GitInfo
+    environment: Environment
+    model: ModelInfo | None
+    dataset: DatasetInfo | None
+    scenarios: tuple[ScenarioResult, ...]
+
+    def scenario(self, name: str) -> ScenarioResult:
+        for result in self.scenarios:
+            if result.name == name:
+                return result
+        known = ", ".join(r.name for r in self.scenarios)
+        raise KeyError(f"run {self.run_id} has no scenario {name!r}; it has: {known}")
+
+    @property
+    def any_failed(self) -> bool:
+        return any(r.status is Status.FAILED for r in self.scenarios)
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Scenario):
+        return value.to_mapping()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_encode(v) for v in value]
+    return value
+
+
+def run_to_json(run: RunRecord) -> str:
+    """Stable JSON text (sorted keys, two-space indent, trailing newline)."""
+    return json.dumps(_encode(run), indent=2, sort_keys=True) + "\n"
+
+
+T = TypeVar("T")
+
+
+def _decode(tp: Any, value: Any, where: str) -> Any:
+    """Turn JSON data into ``tp``, naming the exact path of anything that does not fit."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        non_none = [o for o in options if o is not type(None)]
+        errors = []
+        for option in non_none:
+            try:
+                return _decode(option, value, where)
+            except ResultsError as error:
+                errors.append(str(error))
+        raise ResultsError(errors[0] if errors else f"{where}: unexpected {value!r}")
+    if tp is Any:
+        return value
+    if tp is Scenario:
+        if not isinstance(value, Mapping):
+            raise ResultsError(f"{where}: expected a scenario table, got {value!r}")
+        return Scenario.from_mapping(value, source=where)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ResultsError(f"{where}: expected an object, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name not in value:
+                if f.default is not dataclasses.MISSING:
+                    continue
+                raise ResultsError(f"{where}: missing field {f.name!r}")
+            kwargs[f.name] = _decode(hints[f.name], value[f.name], f"{where}.{f.name}")
+        try:
+            return tp(**kwargs)
+        except (TypeError, ValueError) as error:
+            raise ResultsError(f"{where}: {error}") from None
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in tp)
+            raise ResultsError(f"{where}: {value!r} is not one of {allowed}") from None
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ResultsError(f"{where}: expected a list, got {type(value).__name__}")
+        (item_type, _ellipsis) = typing.get_args(tp)
+        return tuple(_decode(item_type, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict, typing.Mapping):
+        if not isinstance(value, Mapping):
+            raise ResultsError(f"{where}: expected an object, got {type(value).__name__}")
+        _key, item_type = typing.get_args(tp)
+        return {str(k): _decode(item_type, v, f"{where}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ResultsError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp in (int, str, bool):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise ResultsError(f"{where}: expected {tp.__name__}, got {value!r}")
+        return value
+    raise TypeError(f"no JSON decoder for {tp!r} at {where}")  # a bug in this module, not input
+
+
+# Migrations: MIGRATIONS[n] turns schema n into n + 1. Add update_to_N here when the schema changes.
+def update_to_1(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 0 was the pre-release layout: ``version`` instead of ``schema_version``."""
+    data = dict(data)
+    data["schema_version"] = 1
+    data.pop("version", None)
+    return data
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: update_to_1}
+
+
+def run_from_json(text: str, *, source: str | Path = "<results>") -> RunRecord:
+    """Parse and validate a results document, migrating older schemas forward.
+
+    Raises:
+        ResultsError: one sentence naming ``source``, the problem and the fix.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ResultsError(
+            f"{source}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno}); "
+            "restore it from git or delete it and rerun `adrbench run`"
+        ) from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{source}: expected a JSON object at the top level")
+    version = data.get("schema_version", data.get("version", 0) if "version" in data else None)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultsError(
+            f"{source}: no integer 'schema_version' (got {version!r}); this is not an adrbench "
+            "results file"
+        )
+    if version > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{source}: schema_version {version} is newer than this adrbench understands "
+            f"({SCHEMA_VERSION}); upgrade adrbench (pip install -U adrbench)"
+        )
+    while version < SCHEMA_VERSION:
+        data = MIGRATIONS[version](data)
+        version += 1
+    return typing.cast(RunRecord, _decode(RunRecord, data, str(source)))

@@ -1,0 +1,234 @@
+"""A scenario: one fully resolved, validated training-and-measurement configuration.
+
+Scenarios are data. A suite file in ``bench/`` gives defaults, per-profile overrides and the
+scenarios; :func:`Scenario.from_mapping` merges nothing itself but validates everything, so a typo
+fails at load time with the field, the value and the allowed values, never mid-run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from adrbench.errors import ScenarioError
+
+__all__ = [
+    "Scenario",
+    "LoraSettings",
+    "MethodName",
+    "DeviceName",
+    "DTypeName",
+    "BatchingName",
+    "OptimizerName",
+]
+
+MethodName = Literal["full", "lora", "qlora"]
+DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+DTypeName = Literal["float32", "bfloat16", "float16"]
+BatchingName = Literal["shuffled", "length_grouped"]
+OptimizerName = Literal["adamw", "sgd"]
+
+
+def _choice(where: str, name: str, value: object, allowed: tuple[object, ...]) -> None:
+    if value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ScenarioError(f"{where}: {name}={value!r} is not allowed; choose one of {options}")
+
+
+def _positive(where: str, name: str, value: float | None, *, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ScenarioError(f"{where}: {name}={value!r} must be a number")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ScenarioError(f"{where}: {name}={value!r} must be {bound}")
+
+
+@dataclass(frozen=True, slots=True)
+class LoraSettings:
+    """Low-rank adapter settings (used by ``lora`` and ``qlora``).
+
+    Args:
+        r: Rank of the update matrices.
+        alpha: Scaling numerator; the update is scaled by ``alpha / r``.
+        dropout: Dropout on the adapter input.
+        target_modules: Names of the linear layers that get adapters (BERT: query, key, value,
+            dense).
+    """
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = ("query", "key", "value", "dense")
+
+    def __post_init__(self) -> None:
+        where = "lora"
+        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 1:
+            raise ScenarioError(f"{where}: r={self.r!r} must be an integer >= 1")
+        _positive(where, "alpha", self.alpha)
+        if not 0 <= self.dropout < 1:
+            raise ScenarioError(f"{where}: dropout={self.dropout!r} must be in [0, 1)")
+        if not self.target_modules or not all(isinstance(m, str) for m in self.target_modules):
+            raise ScenarioError(
+                f"{where}: target_modules={self.target_modules!r} must be a non-empty list of "
+                "module names, e.g. ['query', 'key', 'value', 'dense']"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """Everything one isolated run needs. Every field is documented in ``help`` metadata.
+
+    The testing knobs ``ballast_mb`` and ``extra_step_work`` inject a known regression; the gate
+    calibration (``bench/gate_noise.py``) and the per-scenario memory test use them.
+    """
+
+    name: str = field(metadata={"help": "Unique name within the suite, e.g. 'lora'."})
+    method: MethodName = field(default="lora", metadata={"help": "full | lora | qlora"})
+    model: str = field(
+        default="default",
+        metadata={"help": "'default' (packaged all-MiniLM-L6-v2), an HF id or a local path."},
+    )
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    loss: str = field(
+        default="CosineSimilarityLoss",
+        metadata={"help": "Any sentence-transformers loss that takes (pair, score) batches."},
+    )
+    optimizer: OptimizerName = "adamw"
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Linear LR warm-up fraction."})
+    batch_size: int = 16
+    epochs: float = field(default=1.0, metadata={"help": "Passes over the training pairs."})
+    max_steps: int | None = field(
+        default=None, metadata={"help": "Stop after this many optimizer steps (caps epochs)."}
+    )
+    timing_warmup_steps: int = field(
+        default=3, metadata={"help": "Steps run before timing starts (allocator, caches)."}
+    )
+    train_pairs: int | None = field(
+        default=None, metadata={"help": "Use only the first N training pairs (None = all)."}
+    )
+    eval_pairs: int | None = field(
+        default=None,
+        metadata={"help": "Evaluate on a fixed seeded subset of N pairs per split (None = all)."},
+    )
+    eval_batch_size: int = 64
+    evaluate_before: bool = field(
+        default=True, metadata={"help": "Also evaluate the untrained model (zero-shot)."}
+    )
+    max_seq_length: int | None = field(
+        default=None, metadata={"help": "Truncate inputs to N tokens (None = model default)."}
+    )
+    seed: int = 42
+    device: DeviceName = "auto"
+    dtype: DTypeName = field(
+        default="float32", metadata={"help": "float32, or autocast to bfloat16 / float16."}
+    )
+    batching: BatchingName = field(
+        default="shuffled",
+        metadata={"help": "shuffled, or length_grouped to cut padding."},
+    )
+    threads: int | None = field(
+        default=None, metadata={"help": "torch.set_num_threads (None = torch default)."}
+    )
+    timeout_s: float = field(default=1800.0, metadata={"help": "Kill the scenario after this."})
+    allow_cpu_qlora: bool = field(
+        default=False,
+        metadata={"help": "Run qlora without CUDA through bitsandbytes' CPU backend (evidence only)."},
+    )
+    ballast_mb: int = field(
+        default=0, metadata={"help": "Testing: hold a buffer of this many MB (10**6) during training."}
+    )
+    extra_step_work: float = field(
+        default=0.0,
+        metadata={"help": "Testing: busy-wait this fraction of each step's time (0.15 = +15%)."},
+    )
+
+    def __post_init__(self) -> None:
+        where = f"scenario {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ScenarioError(f"scenario name {self.name!r} must be a non-empty string")
+        _choice(where, "method", self.method, get_args(MethodName))
+        _choice(where, "optimizer", self.optimizer, get_args(OptimizerName))
+        _choice(where, "device", self.device, get_args(DeviceName))
+        _choice(where, "dtype", self.dtype, get_args(DTypeName))
+        _choice(where, "batching", self.batching, get_args(BatchingName))
+        if not isinstance(self.lora, LoraSettings):
+            raise ScenarioError(f"{where}: lora={self.lora!r} must be a table of LoRA settings")
+        for name in ("model", "loss"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ScenarioError(f"{where}: {name}={value!r} must be a non-empty string")
+        for name in ("learning_rate", "batch_size", "epochs", "eval_batch_size", "timeout_s"):
+            _positive(where, name, getattr(self, name))
+        for name in ("max_steps", "train_pairs", "eval_pairs", "max_seq_length", "threads"):
+            _positive(where, name, getattr(self, name))
+        for name in ("weight_decay", "timing_warmup_steps", "ballast_mb", "extra_step_work"):
+            _positive(where, name, getattr(self, name), allow_zero=True)
+        if not 0 <= self.warmup_ratio < 1:
+            raise ScenarioError(f"{where}: warmup_ratio={self.warmup_ratio!r} must be in [0, 1)")
+        ints = ("batch_size", "eval_batch_size", "timing_warmup_steps", "seed", "ballast_mb")
+        for name in ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ScenarioError(f"{where}: {name}={value!r} must be an integer")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "scenario") -> Scenario:
+        """Build from plain data (a merged suite table or a results file), rejecting unknown keys.
+
+        Args:
+            data: Field values; ``lora`` may be a nested mapping, lists become tuples.
+            source: Where the data came from, for error messages (e.g. ``bench/x.toml``).
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ScenarioError(f"{source}: unknown scenario field {key!r}{hint}")
+        values = dict(data)
+        lora = values.get("lora")
+        if isinstance(lora, Mapping):
+            lora_known = {f.name for f in dataclasses.fields(LoraSettings)}
+            unknown = sorted(set(lora) - lora_known)
+            if unknown:
+                raise ScenarioError(
+                    f"{source}: unknown lora field {unknown[0]!r}; known: {', '.join(sorted(lora_known))}"
+                )
+            lora_values = dict(lora)
+            if "target_modules" in lora_values:
+                lora_values["target_modules"] = tuple(lora_values["target_modules"])
+            values["lora"] = LoraSettings(**lora_values)
+        if "name" not in values:
+            raise ScenarioError(f"{source}: a scenario needs a 'name'")
+        try:
+            return cls(**values)
+        except ScenarioError as error:
+            raise ScenarioError(f"{source}: {error}") from None
+
+    def to_mapping(self) -> dict[str, Any]:
+        """Plain JSON-ready data; ``Scenario.from_mapping(s.to_mapping()) == s``."""
+        data = dataclasses.asdict(self)
+        data["lora"]["target_modules"] = list(self.lora.target_modules)
+        return data
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes what is measured.
+
+        Two results are comparable only when their fingerprints match (a changed benchmark is a
+        new benchmark). ``timeout_s`` changes nothing that is measured, and the injection knobs
+        stand in for a code change, which is exactly what the gate must compare across.
+        """
+        data = self.to_mapping()
+        for name in ("timeout_s", "ballast_mb", "extra_step_work"):
+            data.pop(name)
+        blob = json.dumps(data, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]

