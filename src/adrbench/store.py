@@ -212,3 +212,31 @@ def to_pytest_benchmark(run: RunRecord) -> dict[str, Any]:
         "adrbench_run_id": run.run_id,
         "adrbench_not_measured": not_measured,
     }
+
+
+def latest_per_environment(
+    results_dir: Path = DEFAULT_RESULTS_DIR,
+    *,
+    suite: str | None = None,
+    profile: str | None = None,
+) -> list[RunRecord]:
+    """The newest run of each environment (by ``environment.fingerprint``), sorted by fingerprint.
+
+    Reports show several machines side by side (a CUDA box, an M2 Mac, CPU CI); sorting by the
+    fingerprint rather than by time keeps each machine's column where it was when a newer run
+    arrives. Every file is parsed: a corrupt one is an error, never passed over.
+
+    Args:
+        results_dir: The results directory (holding ``runs/``).
+        suite: Only runs of this suite, if given.
+        profile: Only runs of this profile, if given.
+    """
+    newest: dict[str, RunRecord] = {}
+    for path in reversed(list(iter_runs(results_dir))):
+        run = load_run(path)
+        if suite is not None and run.suite != suite:
+            continue
+        if profile is not None and run.profile != profile:
+            continue
+        newest.setdefault(run.environment.fingerprint, run)
+    return [newest[fingerprint] for fingerprint in sorted(newest)]
