@@ -1,0 +1,250 @@
+"""SVG charts for the appendices: throughput, peak memory, and memory against STS-B test Spearman.
+
+Deterministic by construction, so a rerun on the same results gives the same bytes and
+``adrbench report --check`` does not flag charts as stale: no pyplot (no global figure state),
+rcParams set in a local context (``svg.hashsalt`` fixed so element ids do not depend on a random
+salt, text drawn as paths in DejaVu Sans, which ships with matplotlib), and the SVG ``Date``
+metadata dropped.
+
+One figure per chart; environments are side by side (grouped bars, or one marker style each).
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import matplotlib.style
+from matplotlib.figure import Figure
+
+from adrbench.results import Memory, RunRecord, ScenarioResult, Status
+
+__all__ = [
+    "CHART_KINDS",
+    "ChartKind",
+    "MemoryReading",
+    "memory_reading",
+    "render_chart",
+]
+
+ChartKind = Literal["throughput", "memory", "pareto"]
+CHART_KINDS: tuple[ChartKind, ...] = ("throughput", "memory", "pareto")
+
+# Applied on top of matplotlib's defaults, so a user's matplotlibrc cannot change the bytes.
+_RC: dict[str, Any] = {
+    "svg.hashsalt": "adrbench",  # fixed salt: clip-path and glyph ids are the same every render
+    "svg.fonttype": "path",  # glyphs as paths: the file does not depend on the viewer's fonts
+    "font.family": "DejaVu Sans",
+    "font.size": 9.0,
+    "figure.dpi": 100.0,
+    "savefig.dpi": 100.0,
+    "path.simplify": True,
+}
+_METADATA = {"Date": None, "Creator": "adrbench"}  # no timestamp, no library version
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryReading:
+    """The peak-memory counter a chart uses for one result, named for its source.
+
+    Args:
+        source: e.g. ``"CUDA max allocated"``.
+        bytes: The counter's value.
+    """
+
+    source: str
+    bytes: int
+
+
+def memory_reading(memory: Memory) -> MemoryReading:
+    """The most specific peak counter this result has.
+
+    The accelerator's own counter when there is one (CUDA max allocated, MPS sampled max), else
+    the RSS high-water mark over training only, else over the whole process.
+
+    Args:
+        memory: The result's memory counters.
+    """
+    candidates = (
+        ("CUDA max allocated", memory.cuda_max_allocated_bytes),
+        ("MPS sampled max", memory.mps_sampled_max_allocated_bytes),
+        ("train peak RSS", memory.train_peak_rss_bytes),
+    )
+    for source, value in candidates:
+        if value is not None:
+            return MemoryReading(source, value)
+    return MemoryReading("process peak RSS", memory.peak_rss_bytes)
+
+
+def _find(run: RunRecord, name: str) -> ScenarioResult | None:
+    return next((r for r in run.scenarios if r.name == name), None)
+
+
+def _not_measured(result: ScenarioResult | None) -> str:
+    if result is None:
+        return "not run"
+    if result.status is Status.SKIPPED and result.skip is not None:
+        return f"skipped:\n{result.skip.reason}"
+    if result.status is Status.FAILED and result.failure is not None:
+        return f"failed:\n{result.failure.kind.value}"
+    return "no data"
+
+
+def _label(run: RunRecord) -> str:
+    return f"{run.environment.device_name} · {run.environment.fingerprint}"
+
+
+def _bars(
+    figure: Figure,
+    runs: Sequence[RunRecord],
+    scenarios: Sequence[str],
+    *,
+    value: Literal["throughput", "memory"],
+) -> None:
+    axes = figure.add_subplot()
+    count = max(1, len(runs))
+    width = 0.8 / count
+    top = 0.0
+    for index, run in enumerate(runs):
+        offsets = [i - 0.4 + width * (index + 0.5) for i in range(len(scenarios))]
+        heights: list[float] = []
+        errors: list[float] = []
+        sources: set[str] = set()
+        for name in scenarios:
+            result = _find(run, name)
+            metrics = result.metrics if result is not None else None
+            if metrics is None:
+                heights.append(0.0)
+                errors.append(0.0)
+            elif value == "throughput":
+                t = metrics.throughput
+                rates = [s / d for s, d in zip(t.step_samples, t.step_times_s, strict=True) if d]
+                heights.append(t.samples_per_s)
+                errors.append(statistics.stdev(rates) if len(rates) > 1 else 0.0)
+            else:
+                reading = memory_reading(metrics.memory)
+                heights.append(reading.bytes / 2**20)
+                errors.append(0.0)
+                sources.add(reading.source)
+        label = _label(run)
+        if sources:
+            label += f" ({', '.join(sorted(sources))})"
+        axes.bar(
+            offsets,
+            heights,
+            width,
+            yerr=errors if value == "throughput" else None,
+            capsize=3,
+            label=label,
+        )
+        top = max([top, *(h + e for h, e in zip(heights, errors, strict=True))])
+        for offset, name, height in zip(offsets, scenarios, heights, strict=True):
+            if height == 0.0:
+                axes.text(
+                    offset,
+                    0.0,
+                    _not_measured(_find(run, name)),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    rotation=90,
+                    color="#555555",
+                )
+    axes.set_xticks(range(len(scenarios)), list(scenarios))
+    axes.set_ylim(0.0, top * 1.15 if top > 0 else 1.0)
+    if value == "throughput":
+        axes.set_ylabel("samples/s (error bar: stdev of per-step rates)")
+        axes.set_title("Training throughput per method")
+    else:
+        axes.set_ylabel("peak memory (MiB)")
+        axes.set_title("Peak memory per method")
+    axes.grid(axis="y", color="#dddddd", linewidth=0.6)
+    axes.set_axisbelow(True)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=7, frameon=False)
+
+
+def _pareto(figure: Figure, runs: Sequence[RunRecord], scenarios: Sequence[str]) -> None:
+    axes = figure.add_subplot()
+    plotted = False
+    for index, run in enumerate(runs):
+        points: list[tuple[float, float, str]] = []
+        sources: set[str] = set()
+        for name in scenarios:
+            result = _find(run, name)
+            metrics = result.metrics if result is not None else None
+            if metrics is None or "test" not in metrics.after:
+                continue
+            reading = memory_reading(metrics.memory)
+            sources.add(reading.source)
+            points.append((reading.bytes / 2**20, metrics.after["test"].spearman, name))
+        if not points:
+            continue
+        plotted = True
+        label = f"{_label(run)} ({', '.join(sorted(sources))})"
+        line = axes.scatter(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            marker=_MARKERS[index % len(_MARKERS)],
+            label=label,
+            zorder=3,
+        )
+        for x, y, name in points:
+            axes.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        # The frontier: points no other point beats on both lower memory and higher Spearman.
+        frontier = [
+            p
+            for p in points
+            if not any(q[0] <= p[0] and q[1] >= p[1] and q[:2] != p[:2] for q in points)
+        ]
+        frontier.sort()
+        axes.plot(
+            [p[0] for p in frontier],
+            [p[1] for p in frontier],
+            linestyle="--",
+            linewidth=0.8,
+            color=line.get_facecolor()[0],
+        )
+    if not plotted:
+        axes.text(
+            0.5, 0.5, "no completed scenario", ha="center", va="center", transform=axes.transAxes
+        )
+    axes.set_xlabel("peak memory (MiB) — lower is better")
+    axes.set_ylabel("STS-B test Spearman — higher is better")
+    axes.set_title("Memory against accuracy (dashed: Pareto frontier)")
+    axes.grid(color="#dddddd", linewidth=0.6)
+    axes.set_axisbelow(True)
+    if plotted:
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=7, frameon=False)
+
+
+def render_chart(
+    kind: ChartKind,
+    runs: Sequence[RunRecord],
+    scenarios: Sequence[str],
+    *,
+    fmt: Literal["svg", "png"] = "svg",
+) -> bytes:
+    """One chart as SVG (or PNG, for looking at it), the same bytes for the same inputs.
+
+    Args:
+        kind: ``throughput`` (samples/s per scenario, stdev error bars), ``memory`` (peak memory
+            per scenario, from the counter :func:`memory_reading` picks) or ``pareto`` (peak
+            memory against STS-B test Spearman).
+        runs: One run per environment, shown side by side.
+        scenarios: The scenario names, in order; skipped and failed ones are labelled on the
+            bar charts and left out of the Pareto view.
+        fmt: ``svg`` or ``png``.
+    """
+    with matplotlib.style.context(["default", _RC]):
+        figure = Figure(figsize=(7.0, 4.6), layout="constrained")
+        if kind == "pareto":
+            _pareto(figure, runs, scenarios)
+        else:
+            _bars(figure, runs, scenarios, value=kind)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=fmt, metadata=_METADATA if fmt == "svg" else None)
+    return buffer.getvalue()

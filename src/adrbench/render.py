@@ -1,0 +1,640 @@
+"""Markdown from results and verdicts: each ADR's appendix, its evidence block and the ADR index.
+
+Everything here down to :func:`report_all` is a pure function from typed inputs to text, so the
+golden-file tests pin the exact bytes. Numbers are formatted here (never in templates), tables are
+made with tabulate and laid out by the jinja2 templates in ``adrbench/templates`` under
+``StrictUndefined``: a missing value fails the render instead of printing nothing.
+
+Output is byte-stable: no timestamps other than those recorded in the results, environments in
+fingerprint order, scenarios in suite order.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from tabulate import tabulate
+
+from adrbench.charts import ChartKind, render_chart
+from adrbench.errors import UserError
+from adrbench.markers import EVIDENCE, INDEX, replace_block
+from adrbench.metrics import METRICS
+from adrbench.results import Environment, Metrics, RunRecord, ScenarioResult, Status
+from adrbench.store import latest_per_environment, run_path
+from adrbench.units import format_bytes, format_count
+from adrbench.verdicts import AdrVerdicts, Kind, Outcome, Verdict
+
+__all__ = [
+    "AppendixInput",
+    "Chart",
+    "EvidenceRun",
+    "IndexEntry",
+    "environment_label",
+    "evidence_scenarios",
+    "format_value",
+    "plan_reports",
+    "render_appendix",
+    "render_evidence_block",
+    "render_index",
+    "report_all",
+    "verdict_line",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRun:
+    """One environment's latest run, shown as one column.
+
+    Args:
+        run: The run.
+        results_file: Its results file as linked from the appendix (a relative path).
+    """
+
+    run: RunRecord
+    results_file: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """A chart image shown in the appendix.
+
+    Args:
+        caption: Alt text and caption.
+        file: The image as linked from the appendix (a relative path).
+    """
+
+    caption: str
+    file: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendixInput:
+    """Everything one appendix shows.
+
+    Args:
+        verdicts: The ADR's verdicts (also its number, title, status and evidence names).
+        adr_link: The ADR file as linked from the appendix.
+        runs: The latest run of each environment, one column each, in column order.
+        scenarios: The scenario names shown, in order (see :func:`evidence_scenarios`).
+        charts: Chart images, in order.
+    """
+
+    verdicts: AdrVerdicts
+    adr_link: str
+    runs: tuple[EvidenceRun, ...]
+    scenarios: tuple[str, ...]
+    charts: tuple[Chart, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One row of ``adr/README.md``.
+
+    Args:
+        verdicts: The ADR's verdicts.
+        adr_link: The ADR file as linked from the index.
+        appendix_link: Its appendix as linked from the index.
+    """
+
+    verdicts: AdrVerdicts
+    adr_link: str
+    appendix_link: str
+
+
+# --- the one-line verdict ----------------------------------------------------------------------
+
+
+def _plural(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else (plural or singular + 's')}"
+
+
+def verdict_line(adr: AdrVerdicts) -> str:
+    """The one-line summary, e.g. ``"Holds — 0 triggers fired, 0 claims failed, 0 premises stale,
+    0 unknown"``.
+
+    The headline is ``Revisit`` when anything needs attention (a trigger fired, a claim failed, a
+    premise went stale), ``Unconfirmed`` when nothing does but some verdicts are unknown (unknown
+    is never shown as fine), ``Holds`` when every verdict was decided and none needs attention.
+
+    Args:
+        adr: The ADR's verdicts.
+    """
+    outcomes = [v.outcome for v in adr.verdicts]
+    fired = sum(1 for v in adr.verdicts if v.kind is Kind.TRIGGER and v.outcome is Outcome.FIRED)
+    failed = sum(1 for v in adr.verdicts if v.kind is Kind.CLAIM and v.outcome is Outcome.FAILS)
+    stale = sum(1 for v in adr.verdicts if v.kind is Kind.PREMISE and v.outcome is Outcome.STALE)
+    unknown = outcomes.count(Outcome.UNKNOWN)
+    if adr.needs_attention:
+        headline = "Revisit"
+    elif unknown:
+        headline = "Unconfirmed"
+    elif not outcomes:
+        headline = "Not checked (no claims, triggers or premises)"
+    else:
+        headline = "Holds"
+    counts = ", ".join(
+        [
+            f"{_plural(fired, 'trigger')} fired",
+            f"{_plural(failed, 'claim')} failed",
+            f"{_plural(stale, 'premise')} stale",
+            f"{unknown} unknown",
+        ]
+    )
+    return f"{headline} — {counts}"
+
+
+# --- formatting --------------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: one line, pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    """Inline code that survives any backticks inside it (CommonMark: a longer fence)."""
+    fence = "`"
+    while fence in text:
+        fence += "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def format_value(name: str, value: object) -> str:
+    """A fact's value for humans, using its unit where the name says it.
+
+    ``*_bytes`` facts are binary sizes (``1.70 GiB``), counts get a suffix (``22.7M``), ratios
+    three decimals, seconds and rates a fixed number of decimals.
+
+    Args:
+        name: The fact's dotted name, e.g. ``"model.parameters"`` or
+            ``"results.lora.peak_rss_bytes"``.
+        value: Its value.
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        last = name.rsplit(".", 1)[-1]
+        spec = METRICS.get(last)
+        unit = spec.unit if spec else None
+        if last.endswith("_bytes") or unit == "bytes":
+            return format_bytes(value)
+        if unit == "ratio":
+            return f"{value:.3f}"
+        if unit == "s":
+            return f"{value:.2f} s"
+        if unit in ("samples/s", "tokens/s", "FLOP/s"):
+            return f"{format_count(value) if abs(value) >= 1e4 else f'{value:.1f}'} {unit}"
+        if isinstance(value, int) or abs(value) >= 1000 or unit == "count":
+            return format_count(value)
+        return f"{value:.4g}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(format_value(name, v) for v in value) + "]"
+    return str(value)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s"
+
+
+def environment_label(env: Environment) -> str:
+    """The column header for one environment: its device and its fingerprint."""
+    return f"{env.device_name} · {env.fingerprint}"
+
+
+# --- evidence tables ---------------------------------------------------------------------------
+
+# (row label, Memory field): each counter named for where it comes from.
+_MEMORY_ROWS: tuple[tuple[str, str], ...] = (
+    ("Peak memory: process peak RSS", "peak_rss_bytes"),
+    ("Peak memory: train peak RSS", "train_peak_rss_bytes"),
+    ("Peak memory: CUDA max allocated", "cuda_max_allocated_bytes"),
+    ("Peak memory: CUDA max reserved", "cuda_max_reserved_bytes"),
+    ("Peak memory: MPS sampled max", "mps_sampled_max_allocated_bytes"),
+)
+_NOT_MEASURED = "—"
+
+
+def _status_cell(result: ScenarioResult | None) -> str:
+    if result is None:
+        return "not in this run"
+    if result.status is Status.SKIPPED and result.skip is not None:
+        return f"skipped: {_code(result.skip.reason)} — {result.skip.message}"
+    if result.status is Status.FAILED and result.failure is not None:
+        failure = result.failure
+        return f"**failed** ({failure.kind.value}): {failure.type}: {failure.message}"
+    return "ok"
+
+
+def _samples_cell(metrics: Metrics) -> str:
+    """Samples/s over all timed steps, ± the standard deviation of the per-step rates."""
+    t = metrics.throughput
+    rates = [s / d for s, d in zip(t.step_samples, t.step_times_s, strict=True) if d > 0]
+    if len(rates) < 2:
+        return f"{t.samples_per_s:.1f} (n={len(rates)})"
+    return f"{t.samples_per_s:.1f} ± {statistics.stdev(rates):.1f} (n={len(rates)})"
+
+
+def _spearman_cell(metrics: Metrics, split: str) -> str:
+    after = metrics.after.get(split)
+    before = (metrics.before or {}).get(split)
+    if after is None:
+        return _NOT_MEASURED
+    if before is None:
+        return f"{after.spearman:.3f}"
+    delta = after.spearman - before.spearman
+    return f"{before.spearman:.3f} → {after.spearman:.3f} ({delta:+.3f})"
+
+
+def _splits(results: Iterable[ScenarioResult | None]) -> list[str]:
+    seen: set[str] = set()
+    for result in results:
+        if result is not None and result.metrics is not None:
+            seen.update(result.metrics.after)
+    first = [s for s in ("dev", "test") if s in seen]
+    return first + sorted(seen - set(first))
+
+
+def _method_cell(result: ScenarioResult) -> str:
+    scenario = result.scenario
+    if scenario.method == "full":
+        return f"full, {scenario.dtype}"
+    return f"{scenario.method} (r={scenario.lora.r}, alpha={scenario.lora.alpha}), {scenario.dtype}"
+
+
+def _params_cell(m: Metrics) -> str:
+    share = m.trainable_parameters / m.total_parameters if m.total_parameters else 0.0
+    return (
+        f"{format_count(m.trainable_parameters)} / {format_count(m.total_parameters)} ({share:.2%})"
+    )
+
+
+def _wall_cell(m: Metrics) -> str:
+    p = m.phases
+    total = p.load_s + p.train_s + p.evaluate_s
+    return (
+        f"{_seconds(total)} (load {_seconds(p.load_s)}, train {_seconds(p.train_s)}, "
+        f"evaluate {_seconds(p.evaluate_s)})"
+    )
+
+
+def _find(run: RunRecord, name: str) -> ScenarioResult | None:
+    return next((r for r in run.scenarios if r.name == name), None)
+
+
+def _table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    # Cells are preformatted strings: number parsing would reformat "0.850" or "1.2e3".
+    return str(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+
+
+def _scenario_table(name: str, runs: Sequence[EvidenceRun]) -> str:
+    """One scenario, one column per environment."""
+    results = [_find(r.run, name) for r in runs]
+    metrics = [r.metrics if r is not None else None for r in results]
+    rows: list[list[str]] = [
+        ["Status", *(_cell(_status_cell(r)) for r in results)],
+        ["Method", *(_cell(_method_cell(r)) if r else _NOT_MEASURED for r in results)],
+    ]
+
+    def add(label: str, cell: Callable[[Metrics], str | None]) -> None:
+        cells = [cell(m) if m is not None else None for m in metrics]
+        if any(c is not None for c in cells):  # a row nobody measured says nothing
+            rows.append([label, *(_cell(c) if c is not None else _NOT_MEASURED for c in cells)])
+
+    add("Trainable / total parameters", _params_cell)
+    add("Samples/s (± stdev of per-step rates)", _samples_cell)
+    add("Real tokens/s", lambda m: f"{m.throughput.real_tokens_per_s:.0f}")
+    for label, field in _MEMORY_ROWS:
+        add(label, functools.partial(_memory_cell, field=field))
+    for split in _splits(results):
+        add(
+            f"STS-B {split} Spearman before → after", functools.partial(_spearman_cell, split=split)
+        )
+    add("Wall time", _wall_cell)
+    headers = ["", *(_cell(environment_label(r.run.environment)) for r in runs)]
+    return _table(rows, headers)
+
+
+def _memory_cell(m: Metrics, field: str) -> str | None:
+    value: int | None = getattr(m.memory, field)
+    return None if value is None else format_bytes(value)
+
+
+def _environment_table(runs: Sequence[EvidenceRun]) -> str:
+    envs = [r.run.environment for r in runs]
+    packages = sorted({name for env in envs for name in env.packages})
+    rows: list[list[str]] = [
+        ["Device", *(f"{e.device_kind}: {e.device_name}" for e in envs)],
+        ["CPU", *(f"{e.cpu_model} ({e.cores} cores)" for e in envs)],
+        ["Memory", *(format_bytes(e.memory_bytes) for e in envs)],
+        ["Torch threads", *(str(e.torch_threads) for e in envs)],
+        ["OS", *(e.os for e in envs)],
+        ["Python", *(e.python for e in envs)],
+        *([name, *((e.packages.get(name) or "not installed") for e in envs)] for name in packages),
+    ]
+    headers = ["", *(environment_label(e) for e in envs)]
+    return _table([[_cell(c) for c in row] for row in rows], [_cell(h) for h in headers])
+
+
+def _provenance_table(runs: Sequence[EvidenceRun]) -> str:
+    def commit(run: RunRecord) -> str:
+        git = run.git
+        if git.commit is None:
+            return "unknown (not a git checkout)"
+        dirty = {True: ", dirty worktree", False: "", None: ", worktree state unknown"}
+        branch = git.branch or "detached HEAD"
+        return f"{_code(git.commit[:12])} on {branch}{dirty[git.worktree_is_dirty]}"
+
+    def model(run: RunRecord) -> str:
+        if run.model is None:
+            return "none"
+        sha = f", sha256 {run.model.weights_sha256[:12]}" if run.model.weights_sha256 else ""
+        return f"{run.model.id} ({run.model.resolved}{sha})"
+
+    def dataset(run: RunRecord) -> str:
+        if run.dataset is None:
+            return "none"
+        return f"{run.dataset.name} ({run.dataset.source})"
+
+    rows: list[list[str]] = [
+        ["Run id", *(_code(r.run.run_id) for r in runs)],
+        ["Suite / profile", *(f"{r.run.suite} / {r.run.profile}" for r in runs)],
+        ["Started (UTC)", *(r.run.started_at for r in runs)],
+        ["Finished (UTC)", *(r.run.finished_at for r in runs)],
+        ["Commit", *(commit(r.run) for r in runs)],
+        ["Model", *(model(r.run) for r in runs)],
+        ["Dataset", *(dataset(r.run) for r in runs)],
+        ["Results file", *(f"[{Path(r.results_file).name}]({r.results_file})" for r in runs)],
+    ]
+    headers = ["", *(environment_label(r.run.environment) for r in runs)]
+    return _table([[_cell(c) for c in row] for row in rows], [_cell(h) for h in headers])
+
+
+# --- verdict tables ----------------------------------------------------------------------------
+
+_OUTCOME_CELL: Mapping[Outcome, str] = {
+    Outcome.FIRED: "**fired**",
+    Outcome.NOT_FIRED: "not fired",
+    Outcome.HOLDS: "holds",
+    Outcome.FAILS: "**fails**",
+    Outcome.STALE: "**stale**",
+    Outcome.UNKNOWN: "**unknown**",
+}
+
+
+def _values_cell(verdict: Verdict) -> str:
+    if not verdict.values:
+        return _NOT_MEASURED
+    return ", ".join(
+        f"{name} = {format_value(name, verdict.values[name])}" for name in sorted(verdict.values)
+    )
+
+
+def _verdict_table(verdicts: Sequence[Verdict]) -> str:
+    rows = []
+    for v in verdicts:
+        outcome = _OUTCOME_CELL[v.outcome]
+        if v.reason:
+            outcome += f": {v.reason}"
+        rows.append(
+            [
+                _cell(outcome),
+                _cell(_code(v.id)),
+                _cell(v.text),
+                _cell(_code(v.expression)),
+                _cell(_values_cell(v)),
+            ]
+        )
+    return _table(rows, ["Verdict", "Id", "Statement", "Condition", "Current values"])
+
+
+# --- which scenarios ---------------------------------------------------------------------------
+
+
+def evidence_scenarios(evidence: Sequence[str], runs: Sequence[RunRecord]) -> tuple[str, ...]:
+    """The scenarios an ADR shows: those its ``evidence`` names, else every scenario of the runs.
+
+    An evidence entry names a scenario either bare (``"lora"``) or qualified by its suite
+    (``"finetune_sts/lora"``, ``"finetune_sts::lora"``, ``"finetune_sts.lora"``). Names the runs
+    do not have are still shown (their column says "not in this run"), so a missing benchmark is
+    visible rather than silently dropped. Order: the ADR's evidence order; for all scenarios, the
+    order of the runs.
+
+    Args:
+        evidence: The ADR's evidence entries.
+        runs: The runs shown.
+    """
+    in_runs: list[str] = []
+    for run in runs:
+        for result in run.scenarios:
+            if result.name not in in_runs:
+                in_runs.append(result.name)
+    if not evidence:
+        return tuple(in_runs)
+    names: list[str] = []
+    for entry in evidence:
+        name = entry
+        for separator in ("::", "/", "."):
+            if separator in name:
+                name = name.rsplit(separator, 1)[1]
+                break
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+# --- templates ---------------------------------------------------------------------------------
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("adrbench", "templates"),
+    undefined=jinja2.StrictUndefined,  # a missing value fails the render, never prints ""
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,  # Markdown, not HTML; cells are escaped by _cell
+)
+
+
+def _render(template: str, **context: object) -> str:
+    return _ENV.get_template(template).render(**context)
+
+
+@dataclass(frozen=True, slots=True)
+class _ScenarioSection:
+    name: str
+    table: str
+
+
+def render_appendix(appendix: AppendixInput) -> str:
+    """The appendix Markdown for one ADR.
+
+    Args:
+        appendix: What to show.
+    """
+    adr = appendix.verdicts
+    runs = appendix.runs
+    sections = [_ScenarioSection(name, _scenario_table(name, runs)) for name in appendix.scenarios]
+    return _render(
+        "appendix.md.j2",
+        adr=adr,
+        adr_link=appendix.adr_link,
+        adr_file=Path(adr.path).name,
+        headline=verdict_line(adr),
+        runs=runs,
+        environments=_environment_table(runs) if runs else "",
+        scenarios=sections,
+        charts=appendix.charts,
+        claims=_verdict_table(adr.of_kind(Kind.CLAIM)) if adr.of_kind(Kind.CLAIM) else "",
+        triggers=_verdict_table(adr.of_kind(Kind.TRIGGER)) if adr.of_kind(Kind.TRIGGER) else "",
+        premises=_verdict_table(adr.of_kind(Kind.PREMISE)) if adr.of_kind(Kind.PREMISE) else "",
+        provenance=_provenance_table(runs) if runs else "",
+    )
+
+
+def render_evidence_block(adr: AdrVerdicts, appendix_link: str) -> str:
+    """The lines between the evidence markers in the ADR itself.
+
+    Args:
+        adr: The ADR's verdicts.
+        appendix_link: Its appendix as linked from the ADR.
+    """
+    return _render("evidence_block.md.j2", headline=verdict_line(adr), appendix_link=appendix_link)
+
+
+def render_index(entries: Sequence[IndexEntry]) -> str:
+    """The lines between the index markers in ``adr/README.md``.
+
+    Args:
+        entries: One per ADR, in number order.
+    """
+    rows = [
+        [
+            f"{e.verdicts.number:04d}",
+            f"[{_cell(e.verdicts.title)}]({e.adr_link})",
+            _cell(e.verdicts.status),
+            _cell(verdict_line(e.verdicts)),
+            f"[evidence]({e.appendix_link})",
+        ]
+        for e in entries
+    ]
+    table = _table(rows, ["No.", "Title", "Status", "Verdict", "Appendix"]) if rows else ""
+    return _render("index_block.md.j2", table=table)
+
+
+# --- the files ---------------------------------------------------------------------------------
+
+_CHARTS: tuple[tuple[ChartKind, str], ...] = (
+    ("throughput", "Training throughput per method"),
+    ("memory", "Peak memory per method"),
+    ("pareto", "Peak memory against STS-B test Spearman"),
+)
+_INDEX_HEADER = "# Architecture decision records\n\n"
+
+
+def _link(target: Path, start: Path) -> str:
+    """``target`` relative to the directory ``start``, with forward slashes (Markdown links)."""
+    return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+
+
+def _read_text(path: Path) -> str:
+    try:
+        # Bytes, then UTF-8: text mode would turn "\r\n" into "\n" and change the author's file.
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(
+            f"{path}: not UTF-8 (byte {error.start}); save it as UTF-8 and rerun `adrbench report`"
+        ) from None
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically, so an interrupted run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+
+
+def plan_reports(
+    adrs: Sequence[AdrVerdicts], runs: Sequence[RunRecord], adr_dir: Path, results_dir: Path
+) -> dict[Path, bytes]:
+    """Every file ``adrbench report`` owns or edits, with the bytes it should hold.
+
+    Args:
+        adrs: The verdicts of every ADR.
+        runs: The latest run of each environment, in column order.
+        adr_dir: The ADR directory; appendices go to ``<adr_dir>/appendix``.
+        results_dir: The results directory the runs were read from (for the links).
+    """
+    appendix_dir = adr_dir / "appendix"
+    evidence_runs = tuple(
+        EvidenceRun(run, _link(run_path(results_dir, run.run_id), appendix_dir)) for run in runs
+    )
+    outputs: dict[Path, bytes] = {}
+    entries: list[IndexEntry] = []
+    for adr in sorted(adrs, key=lambda a: (a.number, a.path)):
+        adr_path = adr_dir / Path(adr.path).name
+        stem = adr_path.stem
+        scenarios = evidence_scenarios(adr.evidence, runs)
+        charts: list[Chart] = []
+        for kind, caption in _CHARTS:
+            chart_path = appendix_dir / f"{stem}-{kind}.svg"
+            outputs[chart_path] = render_chart(kind, runs, scenarios)
+            charts.append(Chart(caption, chart_path.name))
+        appendix_path = appendix_dir / f"{stem}.md"
+        outputs[appendix_path] = render_appendix(
+            AppendixInput(
+                verdicts=adr,
+                adr_link=_link(adr_path, appendix_dir),
+                runs=evidence_runs,
+                scenarios=scenarios,
+                charts=tuple(charts),
+            )
+        ).encode("utf-8")
+        block = render_evidence_block(adr, _link(appendix_path, adr_dir))
+        text = _read_text(adr_path)
+        outputs[adr_path] = replace_block(text, block, EVIDENCE, path=str(adr_path)).encode("utf-8")
+        entries.append(IndexEntry(adr, adr_path.name, _link(appendix_path, adr_dir)))
+    index_path = adr_dir / "README.md"
+    index_text = _read_text(index_path) if index_path.exists() else _INDEX_HEADER
+    index = replace_block(index_text, render_index(entries), INDEX, path=str(index_path))
+    outputs[index_path] = index.encode("utf-8")
+    return outputs
+
+
+def report_all(adr_dir: Path, results_dir: Path, *, check: bool = False) -> list[Path]:
+    """Regenerate every appendix, chart, evidence block and the index; return what changed.
+
+    Args:
+        adr_dir: The ADR directory (``adr``).
+        results_dir: The results directory (``results``).
+        check: Write nothing; only report which files regenerating would change.
+
+    Returns:
+        The paths whose bytes differ from what regenerating gives (written unless ``check``),
+        in a stable order.
+
+    Raises:
+        UserError: a bad ADR, a corrupt results file, broken markers.
+    """
+    from adrbench.verdicts import judge_all  # type: ignore[attr-defined]
+
+    if not adr_dir.is_dir():
+        raise UserError(f"{adr_dir}: no such ADR directory; pass --adr-dir or create it")
+    adrs: list[AdrVerdicts] = judge_all(adr_dir, results_dir)
+    runs = latest_per_environment(results_dir)
+    outputs = plan_reports(adrs, runs, adr_dir, results_dir)
+    changed = [p for p, data in outputs.items() if not p.is_file() or p.read_bytes() != data]
+    if not check:
+        for path in changed:
+            _write(path, outputs[path])
+    return changed
