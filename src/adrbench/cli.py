@@ -19,6 +19,7 @@ __all__ = ["main", "COMMANDS"]
 # name -> module in adrbench.commands exposing add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, str] = {
     "run": "Run a benchmark suite, one fresh process per scenario; write results/runs/<id>.json",
+    "report": "Regenerate ADR appendices, charts, evidence blocks and adr/README.md from results",
 }
 
 EXIT_OK, EXIT_FINDING, EXIT_BAD_INPUT = 0, 1, 2

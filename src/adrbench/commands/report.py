@@ -1,0 +1,63 @@
+"""``adrbench report``: regenerate each ADR's appendix, charts and evidence block, and the index.
+
+Examples::
+
+    adrbench report                       # write adr/appendix/*.md, *.svg, blocks, adr/README.md
+    adrbench report --check               # CI: exit 1 listing the files that are out of date
+
+Exit status: 0 written (or, with ``--check``, already current); 1 with ``--check`` when some file
+would change; 2 bad input (a broken ADR, corrupt results, unpaired markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from adrbench.render import report_all
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the command's options.
+
+    Args:
+        parser: The subcommand's parser.
+    """
+    parser.add_argument(
+        "--adr-dir", type=Path, default=Path("adr"), help="ADR directory (default: adr)"
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        help="results directory holding runs/ (default: results)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 and name the files regenerating would change",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Regenerate (or check) the reports.
+
+    Args:
+        args: Parsed options (``adr_dir``, ``results_dir``, ``check``).
+    """
+    changed = report_all(args.adr_dir, args.results_dir, check=args.check)
+    if args.check:
+        if not changed:
+            print("reports are up to date")
+            return 0
+        print(f"{len(changed)} report file(s) are out of date; run `adrbench report`:")
+        for path in changed:
+            print(f"  {path}")
+        return 1
+    for path in changed:
+        print(f"wrote {path}")
+    if not changed:
+        print("reports are up to date; nothing written")
+    return 0
