@@ -1,0 +1,371 @@
+"""The facts namespace that claim, trigger and premise expressions read.
+
+One flat map of dotted names to values, built once per ``adrbench check``:
+
+``env.*``
+    From the run's :class:`~adrbench.results.Environment` (where there is no run, from the live
+    machine): ``device``, ``device_name``, ``cuda_available``, ``mps_available``,
+    ``memory_bytes``, ``cores``, ``torch_threads``, ``os``, ``python``, ``cpu_model``,
+    ``fingerprint``, and ``packages.<name>`` (version strings; ``-`` in a name becomes ``_``).
+``model.*``
+    ``parameters``: the base model's parameter count. Rule: the ``total_parameters`` of an ``ok``
+    scenario whose method is ``full`` (nothing added, everything counted); failing that, an
+    ``ok`` ``lora`` scenario's ``total_parameters - trainable_parameters`` (the adapters are the
+    only trainable weights there). QLoRA is never used: 4-bit weights are counted packed.
+    Also ``id`` (what the suite asked for) and ``resolved`` (what was loaded).
+``results.<scenario>.*``
+    ``status`` (``ok`` / ``skipped`` / ``failed``), ``reason`` (the skip code or failure kind,
+    ``""`` when ok) and every metric of :data:`adrbench.metrics.METRICS`. A metric of a skipped or
+    failed scenario, of a scenario the run does not have, or a counter this device does not have
+    is :class:`~adrbench.expressions.Missing` with the reason, so a claim on it is *unknown*.
+``probes.*``
+    From :mod:`adrbench.probes`, which really run on this machine.
+
+``--what-if NAME=VALUE`` overrides any fact, e.g. ``model.parameters=7B``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import os
+import platform
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from adrbench.errors import UserError
+from adrbench.expressions import Missing, Value
+from adrbench.metrics import METRICS, flatten_metrics
+from adrbench.probes import ProbeResult, probe_fact_names, run_probes
+from adrbench.results import Environment, RunRecord, ScenarioResult, Status
+from adrbench.units import parse_quantity
+
+__all__ = [
+    "ENV_KEYS",
+    "MODEL_KEYS",
+    "RESULT_KEYS",
+    "Facts",
+    "build_facts",
+    "parse_what_if",
+    "schema_facts",
+]
+
+ENV_KEYS = (
+    "device",
+    "device_name",
+    "cuda_available",
+    "mps_available",
+    "memory_bytes",
+    "cores",
+    "torch_threads",
+    "os",
+    "python",
+    "cpu_model",
+    "fingerprint",
+)
+MODEL_KEYS = ("parameters", "id", "resolved")
+RESULT_KEYS = ("status", "reason", *METRICS)
+# Versions recorded for the live machine when there is no run (a run records its own).
+_LIVE_PACKAGES = ("torch", "transformers", "sentence-transformers", "peft", "bitsandbytes")
+_RESULT_NAME = re.compile(r"^results\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)$")
+_PACKAGE_NAME = re.compile(r"^env\.packages\.([A-Za-z0-9_]+)$")
+
+
+def _package_key(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Every fact, by dotted name: a value, or :class:`Missing` with the reason.
+
+    Args:
+        values: The namespace.
+        run_id: The run the ``results``/``env``/``model`` facts come from, if any.
+        missing_results: Why a ``results.<scenario>.*`` name the run lacks is missing.
+        probe_details: What each probe did, by fact name (for reports).
+        what_if: Facts overridden on the command line, with their values.
+    """
+
+    values: Mapping[str, Value | Missing]
+    run_id: str | None = None
+    missing_results: str = "no results yet; run `adrbench run`"
+    probe_details: Mapping[str, str] = field(default_factory=dict)
+    what_if: Mapping[str, Value] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted(self.values))
+
+    def lookup(self, name: str) -> Value | Missing | None:
+        """The fact ``name``: its value, :class:`Missing`, or None when there is no such fact.
+
+        Names of the right shape that this run lacks (``results.<any scenario>.<metric>``,
+        ``env.packages.<any package>``) are Missing rather than unknown names, so an ADR can speak
+        of a scenario before it is measured.
+        """
+        if name in self.values:
+            return self.values[name]
+        match = _RESULT_NAME.match(name)
+        if match and match.group(2) in RESULT_KEYS:
+            scenario = match.group(1)
+            if self.run_id is None:
+                return Missing(f"results.{scenario}: {self.missing_results}")
+            return Missing(f"results.{scenario}: run {self.run_id} has no scenario {scenario!r}")
+        match = _PACKAGE_NAME.match(name)
+        if match:
+            return Missing(f"{name}: package {match.group(1)!r} is not installed or not recorded")
+        return None
+
+    def nearest(self, name: str, n: int = 3) -> list[str]:
+        """Up to ``n`` fact names closest to ``name``, for "nearest facts" hints.
+
+        ``results.<scenario>.<typo>`` is matched against the metric names; anything else against
+        every fact, then (if nothing is close) the facts under the same first segment.
+        """
+        match = _RESULT_NAME.match(name)
+        if match:
+            scenario, key = match.groups()
+            close = difflib.get_close_matches(key, RESULT_KEYS, n=n, cutoff=0.5)
+            if close:
+                return [f"results.{scenario}.{c}" for c in close]
+        close = difflib.get_close_matches(name, self.names, n=n, cutoff=0.6)
+        if close:
+            return close
+        prefix = name.split(".")[0] + "."
+        return [k for k in self.names if k.startswith(prefix)][:5]
+
+    def with_what_if(self, what_if: Mapping[str, str]) -> Facts:
+        """A copy with facts overridden (``--what-if NAME=VALUE``).
+
+        Raises:
+            UserError: an unknown name (with the nearest ones) or a value of the wrong kind.
+        """
+        values = dict(self.values)
+        applied = dict(self.what_if)
+        for name, text in what_if.items():
+            current = self.lookup(name)
+            if current is None:
+                close = self.nearest(name)
+                hint = f"; nearest facts: {', '.join(close)}" if close else ""
+                raise UserError(f"--what-if {name}={text}: unknown fact {name!r}{hint}")
+            value = parse_what_if(text)
+            expected = _kind(current) if not isinstance(current, Missing) else _schema_kind(name)
+            if expected is not None and _kind(value) != expected:
+                example = {"number": "7B, 22.7M, 8GiB or 0.9", "boolean": "true or false"}.get(
+                    expected, "any text"
+                )
+                raise UserError(
+                    f"--what-if {name}={text}: {name} is a {expected}, got {value!r}; "
+                    f"write {example}"
+                )
+            values[name] = value
+            applied[name] = value
+        return Facts(
+            values=values,
+            run_id=self.run_id,
+            missing_results=self.missing_results,
+            probe_details=self.probe_details,
+            what_if=applied,
+        )
+
+
+def _kind(value: Value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def _schema_kind(name: str) -> str | None:
+    if name in ("env.cuda_available", "env.mps_available", "probes.bnb_nf4_on_cpu"):
+        return "boolean"
+    if name.endswith((".status", ".reason", ".id", ".resolved")) or name.startswith(
+        "env.packages."
+    ):
+        return "string"
+    match = _RESULT_NAME.match(name)
+    if match and match.group(2) in METRICS:
+        return "number"
+    if name in ("model.parameters", "env.memory_bytes", "env.cores", "env.torch_threads"):
+        return "number"
+    return None
+
+
+def parse_what_if(text: str) -> Value:
+    """``true``/``false`` -> bool, ``7B``/``8GiB``/``90%``/``0.5`` -> float, else the text.
+
+    Args:
+        text: The VALUE of ``--what-if NAME=VALUE``; quotes around a string are removed.
+    """
+    stripped = text.strip()
+    if stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    try:
+        return parse_quantity(stripped)
+    except ValueError:
+        pass
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "\"'":
+        return stripped[1:-1]
+    return stripped
+
+
+def _env_values(env: Environment) -> dict[str, Value | Missing]:
+    values: dict[str, Value | Missing] = {
+        "env.device": env.device_kind,
+        "env.device_name": env.device_name,
+        "env.cuda_available": env.cuda_available,
+        "env.mps_available": env.mps_available,
+        "env.memory_bytes": float(env.memory_bytes),
+        "env.cores": float(env.cores),
+        "env.torch_threads": float(env.torch_threads),
+        "env.os": env.os,
+        "env.python": env.python,
+        "env.cpu_model": env.cpu_model,
+        "env.fingerprint": env.fingerprint,
+    }
+    for package, version in env.packages.items():
+        key = f"env.packages.{_package_key(package)}"
+        values[key] = version if version is not None else Missing(f"{key}: not installed")
+    return values
+
+
+def _live_env_values() -> dict[str, Value | Missing]:
+    """The machine we run on, for when there is no run to read ``env`` from."""
+    import psutil  # lazily: only needed without a run
+    import torch
+
+    cuda = bool(torch.cuda.is_available())
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    device = "cuda" if cuda else "mps" if mps else "cpu"
+    values: dict[str, Value | Missing] = {
+        "env.device": device,
+        "env.device_name": torch.cuda.get_device_name(0) if cuda else device,
+        "env.cuda_available": cuda,
+        "env.mps_available": mps,
+        "env.memory_bytes": float(psutil.virtual_memory().total),
+        "env.cores": float(os.cpu_count() or 1),
+        "env.torch_threads": float(torch.get_num_threads()),
+        "env.os": platform.platform(),
+        "env.python": platform.python_version(),
+        "env.cpu_model": platform.processor() or platform.machine(),
+        "env.fingerprint": Missing("env.fingerprint: only recorded by a run"),
+    }
+    for package in _LIVE_PACKAGES:
+        key = f"env.packages.{_package_key(package)}"
+        try:
+            values[key] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            values[key] = Missing(f"{key}: not installed")
+    return values
+
+
+def _scenario_values(result: ScenarioResult) -> dict[str, Value | Missing]:
+    prefix = f"results.{result.name}"
+    values: dict[str, Value | Missing] = {f"{prefix}.status": result.status.value}
+    if result.status is Status.OK and result.metrics is not None:
+        values[f"{prefix}.reason"] = ""
+        flat = flatten_metrics(result.metrics)
+        for metric in METRICS:
+            values[f"{prefix}.{metric}"] = (
+                flat[metric]
+                if metric in flat
+                else Missing(f"{prefix}.{metric}: not measured on device {result.metrics.device}")
+            )
+        return values
+    if result.skip is not None:
+        why = f"{prefix} is skipped ({result.skip.reason})"
+        values[f"{prefix}.reason"] = result.skip.reason
+    else:
+        assert result.failure is not None  # ScenarioResult guarantees exactly one outcome
+        why = f"{prefix} failed ({result.failure.kind.value}: {result.failure.message})"
+        values[f"{prefix}.reason"] = result.failure.kind.value
+    for metric in METRICS:
+        values[f"{prefix}.{metric}"] = Missing(why)
+    return values
+
+
+def _model_values(run: RunRecord | None) -> dict[str, Value | Missing]:
+    if run is None:
+        why = "no results yet; run `adrbench run`"
+        return {f"model.{key}": Missing(f"model.{key}: {why}") for key in MODEL_KEYS}
+    values: dict[str, Value | Missing] = {
+        "model.id": run.model.id if run.model else Missing("model.id: not recorded"),
+        "model.resolved": run.model.resolved
+        if run.model
+        else Missing("model.resolved: not recorded"),
+    }
+    ok = [r for r in run.scenarios if r.status is Status.OK and r.metrics is not None]
+    full = [r for r in ok if r.scenario.method == "full"]
+    lora = [r for r in ok if r.scenario.method == "lora"]
+    if full and full[0].metrics is not None:
+        values["model.parameters"] = float(full[0].metrics.total_parameters)
+    elif lora and lora[0].metrics is not None:
+        m = lora[0].metrics
+        values["model.parameters"] = float(m.total_parameters - m.trainable_parameters)
+    else:
+        values["model.parameters"] = Missing(
+            f"model.parameters: run {run.run_id} has no ok full or lora scenario to count from"
+        )
+    return values
+
+
+def _probe_values(
+    results: Mapping[str, ProbeResult] | None,
+) -> tuple[dict[str, Value | Missing], dict[str, str]]:
+    values: dict[str, Value | Missing] = {}
+    details: dict[str, str] = {}
+    for name in probe_fact_names():
+        key = f"probes.{name}"
+        if results is None:
+            values[key] = Missing(f"{key}: probes were not run (--no-probes)")
+            continue
+        result = results.get(name)
+        if result is None or result.value is None:
+            detail = result.detail if result is not None else "the probe reported nothing"
+            values[key] = Missing(f"{key}: {detail}")
+            details[key] = detail
+        else:
+            values[key] = result.value
+            details[key] = result.detail
+    return values, details
+
+
+def build_facts(
+    run: RunRecord | None,
+    *,
+    what_if: Mapping[str, str] | None = None,
+    probes: bool = True,
+) -> Facts:
+    """The namespace for one run (or for no run yet).
+
+    Args:
+        run: The run ``env``, ``model`` and ``results`` come from; None: ``env`` is read from
+            this machine and every ``results``/``model`` fact is missing.
+        what_if: Facts to override, NAME -> VALUE text (see :func:`parse_what_if`).
+        probes: Run the premise probes (a child process, a few seconds); False leaves every
+            ``probes.*`` fact missing with that reason.
+
+    Raises:
+        UserError: a ``what_if`` name that is not a fact, or a value of the wrong kind.
+    """
+    values: dict[str, Value | Missing] = {}
+    values.update(_env_values(run.environment) if run is not None else _live_env_values())
+    values.update(_model_values(run))
+    if run is not None:
+        for result in run.scenarios:
+            values.update(_scenario_values(result))
+    probe_values, details = _probe_values(run_probes() if probes else None)
+    values.update(probe_values)
+    facts = Facts(values=values, run_id=run.run_id if run else None, probe_details=details)
+    return facts.with_what_if(what_if) if what_if else facts
+
+
+def schema_facts() -> Facts:
+    """Every name an expression may use, all missing: for lint, which checks names, not values."""
+    why = "not evaluated by lint"
+    names = [f"env.{k}" for k in ENV_KEYS] + [f"model.{k}" for k in MODEL_KEYS]
+    names += [f"probes.{p}" for p in probe_fact_names()]
+    return Facts(values={name: Missing(why) for name in names}, missing_results=why)
