@@ -20,6 +20,8 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS: dict[str, str] = {
     "run": "Run a benchmark suite, one fresh process per scenario; write results/runs/<id>.json",
     "report": "Regenerate ADR appendices, charts, evidence blocks and adr/README.md from results",
+    "gate": "Fail on slower, hungrier or less accurate training than the committed baseline",
+    "baseline": "Store (update) or list (show) the per-environment baselines the gate uses",
 }
 
 EXIT_OK, EXIT_FINDING, EXIT_BAD_INPUT = 0, 1, 2

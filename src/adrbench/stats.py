@@ -24,14 +24,14 @@ from dataclasses import dataclass
 
 __all__ = [
     "ShiftTest",
-    "median",
     "mad_sigma",
+    "mann_whitney_u",
+    "median",
     "median_standard_error",
-    "paired_log_ratios",
     "normal_two_sided_p",
+    "paired_log_ratios",
     "process_aware_p_value",
     "shift_test",
-    "mann_whitney_u",
 ]
 
 # Consistency constant: MAD * 1.4826 estimates the standard deviation of a normal distribution.

@@ -1,0 +1,205 @@
+"""Baselines: one committed reference run per environment, suite and profile.
+
+``results/baselines/<environment fingerprint>/<suite>-<profile>.json`` holds a whole results file
+(same schema as ``results/runs/``). The gate picks the file matching the current run's machine, so
+a laptop, a CUDA box and CPU CI each keep their own reference and timings are never compared
+across machines by accident. Baselines are updated on purpose (``adrbench baseline update``) and
+committed, so every change to a reference is visible in review.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from adrbench.errors import UserError
+from adrbench.results import RunRecord, Status, run_to_json
+from adrbench.store import load_run
+
+__all__ = [
+    "Baseline",
+    "BaselineError",
+    "baseline_key",
+    "baseline_path",
+    "baselines_dir",
+    "find_baseline",
+    "list_baselines",
+    "load_baseline",
+    "save_baseline",
+]
+
+_SAFE = re.compile(r"^[A-Za-z0-9._+-]+$")
+
+
+class BaselineError(UserError):
+    """A baseline that is missing, misplaced, or cannot be recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A stored baseline.
+
+    Args:
+        path: Its file.
+        run: The run it holds.
+    """
+
+    path: Path
+    run: RunRecord
+
+    @property
+    def key(self) -> str:
+        """``<environment>/<suite>-<profile>``, the name ``--baseline`` accepts."""
+        return baseline_key(self.run.environment.fingerprint, self.run.suite, self.run.profile)
+
+
+def _safe(part: str, what: str) -> str:
+    # These become path components; refuse anything that could escape results/baselines/.
+    if not _SAFE.match(part) or part in (".", ".."):
+        raise BaselineError(
+            f"{what} {part!r} cannot name a baseline file; use letters, digits and . _ + -"
+        )
+    return part
+
+
+def baselines_dir(results_dir: Path) -> Path:
+    """``results_dir / "baselines"``.
+
+    Args:
+        results_dir: The results directory.
+    """
+    return results_dir / "baselines"
+
+
+def baseline_key(environment: str, suite: str, profile: str) -> str:
+    """The baseline's name: ``<environment>/<suite>-<profile>``.
+
+    Args:
+        environment: Environment fingerprint.
+        suite: Suite name.
+        profile: Profile name.
+    """
+    return f"{environment}/{suite}-{profile}"
+
+
+def baseline_path(results_dir: Path, environment: str, suite: str, profile: str) -> Path:
+    """Where the baseline of one environment, suite and profile lives.
+
+    Args:
+        results_dir: The results directory.
+        environment: Environment fingerprint.
+        suite: Suite name.
+        profile: Profile name.
+    """
+    env = _safe(environment, "environment fingerprint")
+    name = f"{_safe(suite, 'suite')}-{_safe(profile, 'profile')}.json"
+    return baselines_dir(results_dir) / env / name
+
+
+def _read(path: Path) -> Baseline:
+    run = load_run(path)
+    environment = run.environment.fingerprint
+    if path.parent.name != environment:
+        raise BaselineError(
+            f"{path}: holds a run of environment {environment!r} but sits in the directory of "
+            f"{path.parent.name!r}; the gate would use it for the wrong machine — record it again "
+            "with `adrbench baseline update --run RUN` and delete this file"
+        )
+    return Baseline(path=path, run=run)
+
+
+def save_baseline(run: RunRecord, results_dir: Path) -> Path:
+    """Store ``run`` as the baseline of its environment, suite and profile (replacing any).
+
+    Args:
+        run: A clean run: no failed scenario and at least one ``ok`` one.
+        results_dir: The results directory.
+
+    Raises:
+        BaselineError: the run has failed scenarios or measured nothing.
+    """
+    failed = [r.name for r in run.scenarios if r.status is Status.FAILED]
+    if failed:
+        names = ", ".join(repr(n) for n in failed)
+        raise BaselineError(
+            f"run {run.run_id}: scenarios {names} failed; a baseline must be a clean run — fix "
+            "them and rerun `adrbench run`, then update the baseline"
+        )
+    if not any(r.status is Status.OK for r in run.scenarios):
+        raise BaselineError(
+            f"run {run.run_id}: no scenario measured anything (all skipped); nothing to use as a "
+            "baseline on this machine"
+        )
+    path = baseline_path(results_dir, run.environment.fingerprint, run.suite, run.profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(run_to_json(run))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # atomic: a reader sees the old baseline or the new, never half
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def list_baselines(results_dir: Path) -> list[Baseline]:
+    """Every stored baseline, sorted by key. A corrupt file is an error, never skipped.
+
+    Args:
+        results_dir: The results directory.
+    """
+    root = baselines_dir(results_dir)
+    if not root.is_dir():
+        return []
+    found = [_read(p) for p in sorted(root.glob("*/*.json")) if not p.name.startswith(".")]
+    return sorted(found, key=lambda b: b.key)
+
+
+def load_baseline(results_dir: Path, environment: str, suite: str, profile: str) -> Baseline:
+    """The baseline for this environment, suite and profile.
+
+    Args:
+        results_dir: The results directory.
+        environment: Environment fingerprint of the run to be gated.
+        suite: Its suite.
+        profile: Its profile.
+
+    Raises:
+        BaselineError: there is none; the message lists the environments that have one.
+    """
+    path = baseline_path(results_dir, environment, suite, profile)
+    if path.is_file():
+        return _read(path)
+    others = [
+        b.run.environment.fingerprint
+        for b in list_baselines(results_dir)
+        if (b.run.suite, b.run.profile) == (suite, profile)
+    ]
+    known = f"; baselines exist for: {', '.join(others)}" if others else ""
+    raise BaselineError(
+        f"{path}: no baseline for environment {environment!r} (suite {suite!r}, profile "
+        f"{profile!r}){known}; record one with `adrbench baseline update` after a clean run on "
+        "this machine, and commit it"
+    )
+
+
+def find_baseline(spec: str, results_dir: Path) -> Baseline | None:
+    """A baseline named ``<environment>/<suite>-<profile>`` or by its file path; None otherwise.
+
+    Args:
+        spec: What the user passed to ``--baseline``.
+        results_dir: The results directory.
+    """
+    candidate = Path(spec)
+    if candidate.is_file() and baselines_dir(results_dir).resolve() in candidate.resolve().parents:
+        return _read(candidate)
+    for baseline in list_baselines(results_dir):
+        if baseline.key == spec:
+            return baseline
+    return None
