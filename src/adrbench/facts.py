@@ -27,9 +27,6 @@ One flat map of dotted names to values, built once per ``adrbench check``:
 from __future__ import annotations
 
 import difflib
-import importlib.metadata
-import os
-import platform
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,8 +63,6 @@ ENV_KEYS = (
 )
 MODEL_KEYS = ("parameters", "id", "resolved")
 RESULT_KEYS = ("status", "reason", *METRICS)
-# Versions recorded for the live machine when there is no run (a run records its own).
-_LIVE_PACKAGES = ("torch", "transformers", "sentence-transformers", "peft", "bitsandbytes")
 _RESULT_NAME = re.compile(r"^results\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)$")
 _PACKAGE_NAME = re.compile(r"^env\.packages\.([A-Za-z0-9_]+)$")
 
@@ -234,32 +229,9 @@ def _env_values(env: Environment) -> dict[str, Value | Missing]:
 
 def _live_env_values() -> dict[str, Value | Missing]:
     """The machine we run on, for when there is no run to read ``env`` from."""
-    import psutil  # lazily: only needed without a run
-    import torch
+    from adrbench.environment import capture_environment  # imports torch: only when needed
 
-    cuda = bool(torch.cuda.is_available())
-    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    device = "cuda" if cuda else "mps" if mps else "cpu"
-    values: dict[str, Value | Missing] = {
-        "env.device": device,
-        "env.device_name": torch.cuda.get_device_name(0) if cuda else device,
-        "env.cuda_available": cuda,
-        "env.mps_available": mps,
-        "env.memory_bytes": float(psutil.virtual_memory().total),
-        "env.cores": float(os.cpu_count() or 1),
-        "env.torch_threads": float(torch.get_num_threads()),
-        "env.os": platform.platform(),
-        "env.python": platform.python_version(),
-        "env.cpu_model": platform.processor() or platform.machine(),
-        "env.fingerprint": Missing("env.fingerprint: only recorded by a run"),
-    }
-    for package in _LIVE_PACKAGES:
-        key = f"env.packages.{_package_key(package)}"
-        try:
-            values[key] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            values[key] = Missing(f"{key}: not installed")
-    return values
+    return _env_values(capture_environment())
 
 
 def _scenario_values(result: ScenarioResult) -> dict[str, Value | Missing]:

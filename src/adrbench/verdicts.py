@@ -7,10 +7,16 @@ below. Unknown is its own outcome and is never shown as fine.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["Kind", "Outcome", "Verdict", "AdrVerdicts"]
+from adrbench.adr import Adr, AdrError, Item, Problem, adr_paths, lint
+from adrbench.expressions import ExpressionError, Missing, caret_snippet, evaluate
+from adrbench.facts import Facts, build_facts
+from adrbench.results import RunRecord
+
+__all__ = ["AdrVerdicts", "Kind", "Outcome", "Verdict"]
 
 
 class Kind(enum.StrEnum):
@@ -77,3 +83,234 @@ class AdrVerdicts:
 
     def of_kind(self, kind: Kind) -> tuple[Verdict, ...]:
         return tuple(v for v in self.verdicts if v.kind is kind)
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+# item kind -> (outcome when the expression is true, outcome when false)
+_OUTCOMES: Mapping[str, tuple[Outcome, Outcome]] = {
+    "claim": (Outcome.HOLDS, Outcome.FAILS),
+    "trigger": (Outcome.FIRED, Outcome.NOT_FIRED),
+    "premise": (Outcome.HOLDS, Outcome.STALE),
+}
+_EXPRESSION_KEY = {"claim": "holds_if", "trigger": "fires_if", "premise": "holds_if"}
+
+
+def _problem(adr: Adr, item: Item, message: str, snippet: str | None = None) -> AdrError:
+    field = f"{item.kind} {item.id!r}.{_EXPRESSION_KEY[item.kind]}"
+    return AdrError([Problem(adr.path, item.line, field, message, snippet)])
+
+
+def judge_item(adr: Adr, item: Item, facts: Facts) -> Verdict:
+    """Judge one claim, trigger or premise.
+
+    Args:
+        adr: The ADR it belongs to (for error messages).
+        item: The claim, trigger or premise.
+        facts: The namespace (see :func:`adrbench.facts.build_facts`).
+
+    Raises:
+        AdrError: a name that is not a fact, a type mismatch, or an expression that is not a
+            condition (its result is not true/false), with file, line and caret.
+    """
+    try:
+        result = evaluate(item.expression, facts.lookup, suggest=facts.nearest)
+    except ExpressionError as error:
+        raise _problem(
+            adr, item, error.message, caret_snippet(error.source, error.start, error.end)
+        ) from None
+    values = {
+        name: (None if isinstance(value, Missing) else value)
+        for name, value in result.values.items()
+    }
+    if_true, if_false = _OUTCOMES[item.kind]
+    notes = [facts.probe_details[n] for n in result.values if n in facts.probe_details]
+    overridden = [n for n in result.values if n in facts.what_if]
+    if overridden:
+        notes.append("what-if: " + ", ".join(overridden))
+    if result.value is None:
+        reason = "; ".join([*result.unknown, *notes])
+        return Verdict(
+            Kind(item.kind),
+            item.id,
+            item.text,
+            item.expression.source,
+            Outcome.UNKNOWN,
+            values,
+            reason,
+        )
+    if not isinstance(result.value, bool):
+        raise _problem(
+            adr,
+            item,
+            f"evaluates to {result.value!r}, not true or false; write a condition, e.g. "
+            "'model.parameters >= 7B'",
+            caret_snippet(item.expression.source, 0, len(item.expression.source)),
+        )
+    outcome = if_true if result.value else if_false
+    return Verdict(
+        Kind(item.kind),
+        item.id,
+        item.text,
+        item.expression.source,
+        outcome,
+        values,
+        "; ".join(notes) or None,
+    )
+
+
+def judge_adr(adr: Adr, facts: Facts) -> AdrVerdicts:
+    """Judge every claim, trigger and premise of one ADR (none: "no evidence", not an error).
+
+    Args:
+        adr: From :func:`adrbench.adr.load_adrs`.
+        facts: The namespace.
+
+    Raises:
+        AdrError: every expression of the ADR that cannot be judged (see :func:`judge_item`).
+    """
+    verdicts: list[Verdict] = []
+    problems: list[Problem] = []
+    for item in adr.items:
+        try:
+            verdicts.append(judge_item(adr, item, facts))
+        except AdrError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise AdrError(problems)
+    return AdrVerdicts(
+        number=adr.number,
+        title=adr.title,
+        path=str(adr.path),
+        status=adr.status or "none",
+        evidence=adr.evidence,
+        verdicts=tuple(verdicts),
+    )
+
+
+def _evidence_suite(adrs: Sequence[Adr]) -> str | None:
+    """The one suite every ADR's evidence names, if they agree on exactly one."""
+    suites = {entry.split("/")[0] for adr in adrs for entry in adr.evidence}
+    return suites.pop() if len(suites) == 1 else None
+
+
+def select_run(
+    results_dir: Path,
+    *,
+    run: str | None = None,
+    suite: str | None = None,
+    environment: str | None = None,
+) -> RunRecord | None:
+    """The run to judge against.
+
+    ``run`` (a path, run id or "latest") wins. Otherwise: the newest run of ``suite`` recorded
+    on this environment (its fingerprint; measured here when not given), or None when there is
+    none yet — then every ``results.*`` fact is unknown, never fine.
+
+    Args:
+        results_dir: The results directory.
+        run: What ``--results`` named, if anything.
+        suite: The evidence suite, when the ADRs agree on one.
+        environment: This machine's environment fingerprint (default: captured now).
+    """
+    from adrbench import store
+
+    if run is not None:
+        return store.resolve_run(run, results_dir)
+    if environment is None:
+        from adrbench.environment import capture_environment
+
+        environment = capture_environment().fingerprint
+    return store.latest_run(results_dir, suite=suite, environment=environment)
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The verdicts of a ``check``, with what they were judged against.
+
+    Args:
+        run: The run the facts came from (None: no run yet for this environment).
+        facts: The namespace, what-if overrides included.
+        verdicts: One per judged ADR, by number.
+    """
+
+    run: RunRecord | None
+    facts: Facts
+    verdicts: tuple[AdrVerdicts, ...]
+
+    @property
+    def needs_attention(self) -> bool:
+        return any(v.needs_attention for v in self.verdicts)
+
+
+def judge(
+    adr_dir: Path,
+    results_dir: Path,
+    *,
+    run: str | None = None,
+    what_if: Mapping[str, str] | None = None,
+    probes: bool = True,
+    only: Sequence[Path] | None = None,
+    environment: str | None = None,
+) -> Judgement:
+    """Lint every ADR, pick the run, build the facts once and judge each ADR.
+
+    Args:
+        adr_dir: The ADR directory (``adr``).
+        results_dir: The results directory (``results``).
+        run: A run id, path or "latest" (``--results``); default: see :func:`select_run`.
+        what_if: Facts to override, NAME -> VALUE text.
+        probes: Run the premise probes.
+        only: Judge just these ADR files (all are still linted, for cross-references).
+        environment: This machine's fingerprint, to pick its latest run (default: measured).
+
+    Raises:
+        AdrError: lint problems, or expressions that cannot be judged, all of them.
+        UserError: a bad ``run`` or ``what_if``.
+    """
+    paths = adr_paths(adr_dir)
+    known = {q.resolve() for q in paths}
+    extra = [p for p in (only or ()) if p.resolve() not in known]
+    result = lint([*paths, *extra])
+    if result.problems:
+        raise AdrError(result.problems)
+    adrs = list(result.adrs)
+    if only:
+        wanted = {p.resolve() for p in only}
+        adrs = [a for a in adrs if a.path.resolve() in wanted]
+    chosen = select_run(results_dir, run=run, suite=_evidence_suite(adrs), environment=environment)
+    facts = build_facts(chosen, what_if=what_if or {}, probes=probes)
+    verdicts: list[AdrVerdicts] = []
+    problems: list[Problem] = []
+    for adr in adrs:
+        try:
+            verdicts.append(judge_adr(adr, facts))
+        except AdrError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise AdrError(problems)
+    return Judgement(chosen, facts, tuple(verdicts))
+
+
+def judge_all(
+    adr_dir: Path,
+    results_dir: Path,
+    *,
+    run: str | None = None,
+    what_if: Mapping[str, str] | None = None,
+    probes: bool = True,
+    only: Sequence[Path] | None = None,
+    environment: str | None = None,
+) -> list[AdrVerdicts]:
+    """The verdicts of :func:`judge` (same arguments), for callers that need only those."""
+    return list(
+        judge(
+            adr_dir,
+            results_dir,
+            run=run,
+            what_if=what_if,
+            probes=probes,
+            only=only,
+            environment=environment,
+        ).verdicts
+    )
