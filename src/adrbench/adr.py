@@ -51,6 +51,7 @@ __all__ = [
     "lint",
     "load_adrs",
     "parse_adr",
+    "resolve_adr_args",
 ]
 
 STATUSES = ("proposed", "rejected", "accepted", "deprecated")
@@ -705,3 +706,35 @@ def load_adrs(adr_dir: Path) -> list[Adr]:
     if result.problems:
         raise AdrError(result.problems)
     return list(result.adrs)
+
+
+def resolve_adr_args(adr_dir: Path, specs: Sequence[str]) -> list[Path]:
+    """ADR files named on the command line: a path, or a number (``2``, ``0002``, ``ADR-0002``).
+
+    Args:
+        adr_dir: Where numbered ADRs are looked up.
+        specs: What the user typed.
+
+    Raises:
+        UserError: a number no ADR has, or a path that does not exist.
+    """
+    paths: list[Path] = []
+    for spec in specs:
+        candidate = Path(spec)
+        if candidate.suffix == ".md" or candidate.exists():
+            if not candidate.is_file():
+                raise UserError(f"{spec}: no such ADR file; list them with `ls {adr_dir}`")
+            paths.append(candidate)
+            continue
+        number = _adr_number(spec)
+        matches = [
+            p for p in adr_paths(adr_dir) if number is not None and int(p.name[:4]) == number
+        ]
+        if not matches:
+            known = ", ".join(p.name[:4] for p in adr_paths(adr_dir)) or "none"
+            raise UserError(
+                f"{spec!r} is neither an ADR file nor the number of one in {adr_dir} "
+                f"(numbers: {known}); pass e.g. 2, ADR-0002 or {adr_dir}/0002-....md"
+            )
+        paths.extend(matches)
+    return paths

@@ -37,6 +37,7 @@ __all__ = [
     "IndexEntry",
     "environment_label",
     "evidence_scenarios",
+    "evidence_suites",
     "format_value",
     "plan_reports",
     "render_appendix",
@@ -421,35 +422,39 @@ def _verdict_table(verdicts: Sequence[Verdict]) -> str:
 # --- which scenarios ---------------------------------------------------------------------------
 
 
-def evidence_scenarios(evidence: Sequence[str], runs: Sequence[RunRecord]) -> tuple[str, ...]:
-    """The scenarios an ADR shows: those its ``evidence`` names, else every scenario of the runs.
+def evidence_suites(evidence: Sequence[str]) -> tuple[str, ...]:
+    """The suites an ADR's evidence entries come from, in the ADR's order.
 
-    An evidence entry names a scenario either bare (``"lora"``) or qualified by its suite
-    (``"finetune_sts/lora"``, ``"finetune_sts::lora"``, ``"finetune_sts.lora"``). Names the runs
-    do not have are still shown (their column says "not in this run"), so a missing benchmark is
-    visible rather than silently dropped. Order: the ADR's evidence order; for all scenarios, the
-    order of the runs.
+    Args:
+        evidence: The ADR's evidence entries: ``suite`` or ``suite/scenario``.
+    """
+    suites: list[str] = []
+    for entry in evidence:
+        suite = entry.partition("/")[0]
+        if suite not in suites:
+            suites.append(suite)
+    return tuple(suites)
+
+
+def evidence_scenarios(evidence: Sequence[str], runs: Sequence[RunRecord]) -> tuple[str, ...]:
+    """The scenarios an ADR shows, in the ADR's order.
+
+    An entry ``suite/scenario`` names one scenario, which is shown even when no run has it (its
+    columns say "not in this run"), so a missing benchmark is visible rather than dropped. An
+    entry ``suite`` stands for every scenario the runs of that suite have, in run order.
 
     Args:
         evidence: The ADR's evidence entries.
         runs: The runs shown.
     """
-    in_runs: list[str] = []
-    for run in runs:
-        for result in run.scenarios:
-            if result.name not in in_runs:
-                in_runs.append(result.name)
-    if not evidence:
-        return tuple(in_runs)
     names: list[str] = []
     for entry in evidence:
-        name = entry
-        for separator in ("::", "/", "."):
-            if separator in name:
-                name = name.rsplit(separator, 1)[1]
-                break
-        if name not in names:
-            names.append(name)
+        suite, _, scenario = entry.partition("/")
+        if scenario:
+            candidates = [scenario]
+        else:
+            candidates = [r.name for run in runs if run.suite == suite for r in run.scenarios]
+        names.extend(name for name in candidates if name not in names)
     return tuple(names)
 
 
@@ -571,26 +576,31 @@ def plan_reports(
 
     Args:
         adrs: The verdicts of every ADR.
-        runs: The latest run of each environment, in column order.
+        runs: The latest run of each environment for each suite the ADRs name, in column order;
+            each ADR shows the runs of its own evidence suites.
         adr_dir: The ADR directory; appendices go to ``<adr_dir>/appendix``.
         results_dir: The results directory the runs were read from (for the links).
     """
     appendix_dir = adr_dir / "appendix"
-    evidence_runs = tuple(
-        EvidenceRun(run, _link(run_path(results_dir, run.run_id), appendix_dir)) for run in runs
-    )
     outputs: dict[Path, bytes] = {}
     entries: list[IndexEntry] = []
     for adr in sorted(adrs, key=lambda a: (a.number, a.path)):
         adr_path = adr_dir / Path(adr.path).name
         stem = adr_path.stem
-        scenarios = evidence_scenarios(adr.evidence, runs)
+        suites = evidence_suites(adr.evidence)
+        adr_runs = [run for run in runs if run.suite in suites]
+        scenarios = evidence_scenarios(adr.evidence, adr_runs)
         charts: list[Chart] = []
-        for kind, caption in _CHARTS:
-            chart_path = appendix_dir / f"{stem}-{kind}.svg"
-            outputs[chart_path] = render_chart(kind, runs, scenarios)
-            charts.append(Chart(caption, chart_path.name))
+        if scenarios and adr_runs:  # no evidence, no charts (an empty chart says nothing)
+            for kind, caption in _CHARTS:
+                chart_path = appendix_dir / f"{stem}-{kind}.svg"
+                outputs[chart_path] = render_chart(kind, adr_runs, scenarios)
+                charts.append(Chart(caption, chart_path.name))
         appendix_path = appendix_dir / f"{stem}.md"
+        evidence_runs = tuple(
+            EvidenceRun(run, _link(run_path(results_dir, run.run_id), appendix_dir))
+            for run in adr_runs
+        )
         outputs[appendix_path] = render_appendix(
             AppendixInput(
                 verdicts=adr,
@@ -631,7 +641,8 @@ def report_all(adr_dir: Path, results_dir: Path, *, check: bool = False) -> list
     if not adr_dir.is_dir():
         raise UserError(f"{adr_dir}: no such ADR directory; pass --adr-dir or create it")
     adrs: list[AdrVerdicts] = judge_all(adr_dir, results_dir)
-    runs = latest_per_environment(results_dir)
+    suites = sorted({suite for adr in adrs for suite in evidence_suites(adr.evidence)})
+    runs = [run for suite in suites for run in latest_per_environment(results_dir, suite=suite)]
     outputs = plan_reports(adrs, runs, adr_dir, results_dir)
     changed = [p for p, data in outputs.items() if not p.is_file() or p.read_bytes() != data]
     if not check:

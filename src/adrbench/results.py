@@ -41,6 +41,8 @@ __all__ = [
     "RunRecord",
     "run_from_json",
     "run_to_json",
+    "to_data",
+    "from_data",
 ]
 
 SCHEMA_VERSION = 1
@@ -263,6 +265,16 @@ def _encode(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_encode(v) for v in value]
     return value
+
+
+def to_data(value: Any) -> Any:
+    """Any result object as plain JSON-ready data."""
+    return _encode(value)
+
+
+def from_data(tp: type[T], data: Any, *, source: str) -> T:
+    """Plain data back into ``tp`` (e.g. a ScenarioResult sent by a worker process)."""
+    return typing.cast(T, _decode(tp, data, source))
 
 
 def run_to_json(run: RunRecord) -> str:

@@ -1,0 +1,95 @@
+"""``adrbench run SUITE.toml``: every scenario in its own process; one results file per run."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tabulate import tabulate
+
+from adrbench.data import load_stsb
+from adrbench.environment import capture_environment, capture_git
+from adrbench.models import model_info
+from adrbench.progress import ProgressDisplay
+from adrbench.results import SCHEMA_VERSION, RunRecord, ScenarioResult, Status
+from adrbench.runner import run_scenarios
+from adrbench.store import DEFAULT_RESULTS_DIR, write_run
+from adrbench.suite import load_suite, parse_override
+from adrbench.units import format_bytes
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", type=Path, help="suite file, e.g. bench/finetune_sts.toml")
+    parser.add_argument("--profile", default="quick", help="profile in the suite (quick | full)")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="run only this scenario (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a scenario field for every scenario (repeatable)")
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="STS-B folder (else $ADRBENCH_STSB_DIR, else the HF hub)")
+    parser.add_argument("--allow-cpu-qlora", action="store_true",
+                        help="run qlora scenarios without CUDA via bitsandbytes' CPU backend")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _summary(results: tuple[ScenarioResult, ...]) -> str:
+    rows = []
+    for r in results:
+        if r.metrics is not None:
+            m = r.metrics
+            before = m.before["test"].spearman if m.before and "test" in m.before else None
+            rows.append([
+                r.name, r.status.value, f"{m.throughput.samples_per_s:.1f}",
+                format_bytes(m.memory.peak_rss_bytes),
+                (f"{before:.3f} -> " if before is not None else "") + f"{m.after['test'].spearman:.3f}",
+                "",
+            ])
+        else:
+            why = (f"{r.skip.reason}: {r.skip.message}" if r.skip else
+                   f"{r.failure.kind.value}: {r.failure.message}" if r.failure else "")
+            rows.append([r.name, r.status.value, "", "", "", why])
+    headers = ["scenario", "status", "samples/s", "peak RSS", "test Spearman", "why"]
+    return tabulate(rows, headers=headers)
+
+
+def run(args: argparse.Namespace) -> int:
+    suite = load_suite(args.suite)
+    overrides = dict(parse_override(item) for item in args.set)
+    scenarios = suite.scenarios(args.profile, only=args.only, overrides=overrides)
+    if args.allow_cpu_qlora:
+        scenarios = tuple(
+            dataclasses.replace(s, allow_cpu_qlora=True) if s.method == "qlora" else s
+            for s in scenarios
+        )
+    data = load_stsb(args.data_dir)  # fail before any scenario starts if there is no data
+    data_dir = Path(data.info.source) if not data.info.source.startswith("hf:") else None
+    started = _now()
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{suite.name}-{args.profile}-{secrets.token_hex(2)}"
+    print(f"adrbench run {run_id}: {len(scenarios)} scenarios from {args.suite}", flush=True)
+    results = run_scenarios(scenarios, data_dir=data_dir, display=ProgressDisplay())
+    record = RunRecord(
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        suite=suite.name,
+        profile=args.profile,
+        started_at=started.isoformat().replace("+00:00", "Z"),
+        finished_at=_now().isoformat().replace("+00:00", "Z"),
+        git=capture_git(args.suite.resolve().parent),
+        environment=capture_environment(),
+        model=model_info(scenarios[0].model) if scenarios else None,
+        dataset=data.info,
+        scenarios=results,
+    )
+    path = write_run(record, args.results_dir)
+    print(_summary(results))
+    print(f"results: {path}")
+    return 1 if any(r.status is Status.FAILED for r in results) else 0

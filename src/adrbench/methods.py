@@ -1,0 +1,137 @@
+"""Training methods as a registry: ``full``, ``lora`` and ``qlora`` share one code path.
+
+Each entry answers two questions with the same signatures: can this scenario run here
+(``requirement`` -> None or a ``Skip``), and how to build its trainable model (``build``).
+Full fine-tuning is just the entry that freezes nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from adrbench.device import DeviceProbe
+from adrbench.models import load_sentence_transformer
+from adrbench.results import Skip
+from adrbench.scenario import Scenario
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["Method", "METHODS", "register_method", "get_method"]
+
+Requirement = Callable[[Scenario, DeviceProbe], Skip | None]
+Builder = Callable[[Scenario, str], "SentenceTransformer"]
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    name: str
+    description: str
+    requirement: Requirement
+    build: Builder
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    if method.name in METHODS:
+        raise ValueError(
+            f"training method {method.name!r} is already registered "
+            f"({METHODS[method.name].description!r}); register yours under another name"
+        )
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise KeyError(f"unknown method {name!r}; registered: {', '.join(METHODS)}") from None
+
+
+def _runs_anywhere(scenario: Scenario, probe: DeviceProbe) -> Skip | None:
+    return None
+
+
+def _add_lora(model: SentenceTransformer, scenario: Scenario) -> SentenceTransformer:
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=scenario.lora.r,
+        lora_alpha=scenario.lora.alpha,
+        lora_dropout=scenario.lora.dropout,
+        target_modules=list(scenario.lora.target_modules),
+    )
+    # get_peft_model injects the adapters into the inner transformer in place and freezes the
+    # rest; the sentence-transformers wrapper (pooling, normalisation) keeps working unchanged.
+    get_peft_model(model[0].auto_model, config)
+    return model
+
+
+def _build_full(scenario: Scenario, device: str) -> SentenceTransformer:
+    model = load_sentence_transformer(scenario.model, device)
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    return model
+
+
+def _build_lora(scenario: Scenario, device: str) -> SentenceTransformer:
+    return _add_lora(load_sentence_transformer(scenario.model, device), scenario)
+
+
+def _qlora_requirement(scenario: Scenario, probe: DeviceProbe) -> Skip | None:
+    # transformers no longer refuses 4-bit on CPU and bitsandbytes >= 0.47 runs NF4 there, so
+    # nothing downstream would skip QLoRA for us: the decision is made here, explicitly.
+    if not probe.cuda_available and not scenario.allow_cpu_qlora:
+        return Skip(
+            reason="cuda_unavailable",
+            message=(
+                f"QLoRA runs only on CUDA and this machine's device is {probe.describe()}; "
+                "pass --allow-cpu-qlora to run it through bitsandbytes' CPU backend as evidence"
+            ),
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return Skip(
+            reason="bitsandbytes_missing",
+            message="QLoRA needs bitsandbytes; install it with `pip install 'adrbench[qlora]'`",
+        )
+    return None
+
+
+def _load_quantized(scenario: Scenario, device: str) -> SentenceTransformer:
+    """The heavy part of QLoRA: load the base transformer with NF4 4-bit weights."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    compute_dtype = torch.bfloat16 if scenario.dtype == "bfloat16" else torch.float32
+    if scenario.dtype == "float16":
+        compute_dtype = torch.float16
+    quantization: dict[str, Any] = {
+        "quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute_dtype,
+        )
+    }
+    return load_sentence_transformer(scenario.model, device, model_kwargs=quantization)
+
+
+def _build_qlora(scenario: Scenario, device: str) -> SentenceTransformer:
+    from peft import prepare_model_for_kbit_training
+
+    model = _load_quantized(scenario, device)
+    prepare_model_for_kbit_training(model[0].auto_model, use_gradient_checkpointing=False)
+    return _add_lora(model, scenario)
+
+
+register_method(Method("full", "standard fine-tuning: every weight trains", _runs_anywhere, _build_full))
+register_method(Method("lora", "LoRA adapters on a frozen fp32 base", _runs_anywhere, _build_lora))
+register_method(
+    Method("qlora", "LoRA adapters on a frozen NF4 4-bit base", _qlora_requirement, _build_qlora)
+)

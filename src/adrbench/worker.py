@@ -1,0 +1,247 @@
+"""One scenario, measured in the process that runs it.
+
+``run_scenario`` never raises: it returns ``ok`` with metrics, ``skipped`` with a reason code, or
+``failed`` with the exception. The runner starts this module in a fresh process per scenario
+(``python -m adrbench.worker SCENARIO.json RESULT.json``) so every peak is the scenario's own;
+progress goes to stdout as ``@adrbench {json}`` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import random
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adrbench import device as devices
+from adrbench import measure
+from adrbench.data import load_stsb
+from adrbench.errors import ScenarioError
+from adrbench.evaluate import evaluate_sts
+from adrbench.methods import get_method
+from adrbench.results import (
+    Compute,
+    Failure,
+    FailureKind,
+    Memory,
+    Metrics,
+    Phases,
+    ScenarioResult,
+    Scores,
+    Skip,
+    Status,
+    Throughput,
+    from_data,
+    to_data,
+)
+from adrbench.scenario import Scenario
+from adrbench.train import train
+
+__all__ = ["run_scenario", "resolve_loss", "PROGRESS_PREFIX", "main"]
+
+PROGRESS_PREFIX = "@adrbench "
+Progress = Callable[[dict[str, Any]], None]
+
+
+def _print_progress(event: dict[str, Any]) -> None:
+    print(PROGRESS_PREFIX + json.dumps(event), flush=True)
+
+
+def resolve_loss(name: str, model: Any) -> torch.nn.Module:
+    """A sentence-transformers loss by class name, built on ``model`` with its defaults."""
+    from sentence_transformers.sentence_transformer import losses
+
+    available = sorted(n for n in dir(losses) if n.endswith("Loss"))
+    if name not in available:
+        close = difflib.get_close_matches(name, available, n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ScenarioError(f"loss={name!r} is not a sentence-transformers loss{hint}")
+    loss: torch.nn.Module = getattr(losses, name)(model)
+    return loss
+
+
+def _skipped(scenario: Scenario, skip: Skip) -> ScenarioResult:
+    return ScenarioResult(
+        name=scenario.name,
+        fingerprint=scenario.fingerprint(),
+        scenario=scenario,
+        status=Status.SKIPPED,
+        skip=skip,
+    )
+
+
+def _failed(scenario: Scenario, error: BaseException) -> ScenarioResult:
+    oom = isinstance(error, MemoryError | torch.OutOfMemoryError)
+    tail = "".join(traceback.format_exception(error))[-4000:]
+    return ScenarioResult(
+        name=scenario.name,
+        fingerprint=scenario.fingerprint(),
+        scenario=scenario,
+        status=Status.FAILED,
+        failure=Failure(
+            kind=FailureKind.OUT_OF_MEMORY if oom else FailureKind.EXCEPTION,
+            type=type(error).__name__,
+            message=str(error) or type(error).__name__,
+            stderr_tail=tail,
+        ),
+    )
+
+
+def run_scenario(
+    scenario: Scenario, *, data_dir: Path | None = None, progress: Progress = _print_progress
+) -> ScenarioResult:
+    try:
+        return _measure(scenario, data_dir, progress)
+    except Exception as error:  # noqa: BLE001 - every failure becomes a recorded result
+        return _failed(scenario, error)
+
+
+def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> ScenarioResult:
+    probe = devices.probe_devices()
+    method = get_method(scenario.method)
+    skip = method.requirement(scenario, probe)
+    if skip is not None:
+        return _skipped(scenario, skip)
+    device = devices.resolve_device(scenario.device, probe)
+    if device is None:
+        return _skipped(
+            scenario,
+            Skip(
+                reason="device_unavailable",
+                message=f"scenario asks for device {scenario.device!r}; this machine has "
+                f"{probe.describe()}",
+            ),
+        )
+    random.seed(scenario.seed)
+    torch.manual_seed(scenario.seed)
+    if scenario.threads is not None:
+        torch.set_num_threads(scenario.threads)
+
+    progress({"phase": "load"})
+    start = time.perf_counter()
+    data = load_stsb(data_dir)
+    train_split = data.train.head(scenario.train_pairs)
+    eval_splits = {s.name: s.sample(scenario.eval_pairs) for s in (data.dev, data.test)}
+    model = method.build(scenario, device)
+    if scenario.max_seq_length is not None:
+        model.max_seq_length = scenario.max_seq_length
+    loss_fn = resolve_loss(scenario.loss, model)
+    load_s = time.perf_counter() - start
+
+    def evaluate_all() -> dict[str, Scores]:
+        return {
+            name: evaluate_sts(model, split, batch_size=scenario.eval_batch_size)
+            for name, split in eval_splits.items()
+        }
+
+    start = time.perf_counter()
+    before = evaluate_all() if scenario.evaluate_before else None
+    evaluate_s = time.perf_counter() - start
+
+    total_parameters = sum(p.numel() for p in model.parameters())
+    trainable_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_matmul, n_trainable_matmul = measure.matmul_parameters(model)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    peak_flops = measure.matmul_peak_flops_per_s(device, dtype[scenario.dtype])
+
+    rss_before = measure.rss_bytes()
+    ballast = torch.ones(scenario.ballast_mb * 10**6, dtype=torch.uint8)  # touched: counts in RSS
+    window = measure.reset_peak_rss()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+    def on_step(step: int, total: int, seconds: float) -> None:
+        progress({"phase": "train", "step": step, "total": total, "step_s": seconds,
+                  "batch": scenario.batch_size})
+
+    progress({"phase": "train", "step": 0, "total": 0, "step_s": 0.0, "batch": scenario.batch_size})
+    start = time.perf_counter()
+    log = train(model, loss_fn, train_split, scenario, device, on_step)
+    train_s = time.perf_counter() - start
+    train_peak = measure.window_peak_rss_bytes() if window else None
+    memory = Memory(
+        rss_before_train_bytes=rss_before,
+        peak_rss_bytes=measure.process_peak_rss_bytes(),
+        train_peak_rss_bytes=train_peak,
+        cuda_max_allocated_bytes=(
+            int(torch.cuda.max_memory_allocated()) if device.startswith("cuda") else None
+        ),
+        cuda_max_reserved_bytes=(
+            int(torch.cuda.max_memory_reserved()) if device.startswith("cuda") else None
+        ),
+        mps_sampled_max_allocated_bytes=log.mps_max_allocated_bytes,
+    )
+    del ballast
+
+    progress({"phase": "evaluate"})
+    start = time.perf_counter()
+    after = evaluate_all()
+    evaluate_s += time.perf_counter() - start
+
+    timed = sum(log.step_times_s)
+    flops = sum(
+        measure.train_flops(n_matmul, n_trainable_matmul, tokens)
+        for tokens in log.step_padded_tokens
+    )
+    return ScenarioResult(
+        name=scenario.name,
+        fingerprint=scenario.fingerprint(),
+        scenario=scenario,
+        status=Status.OK,
+        metrics=Metrics(
+            device=device,
+            model_id=scenario.model,
+            total_parameters=total_parameters,
+            trainable_parameters=trainable_parameters,
+            steps=log.steps,
+            final_loss=log.final_loss,
+            throughput=Throughput(
+                samples_per_s=sum(log.step_samples) / timed,
+                real_tokens_per_s=sum(log.step_real_tokens) / timed,
+                padded_tokens_per_s=sum(log.step_padded_tokens) / timed,
+                warmup_steps=scenario.timing_warmup_steps,
+                step_times_s=log.step_times_s,
+                step_samples=log.step_samples,
+                step_real_tokens=log.step_real_tokens,
+                step_padded_tokens=log.step_padded_tokens,
+            ),
+            memory=memory,
+            compute=Compute(
+                train_flops_per_s=flops / timed,
+                matmul_peak_flops_per_s=peak_flops,
+                fraction_of_peak=(flops / timed) / peak_flops,
+                formula=measure.TRAIN_FLOPS_FORMULA,
+            ),
+            phases=Phases(load_s=load_s, train_s=train_s, evaluate_s=evaluate_s),
+            before=before,
+            after=after,
+        ),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m adrbench.worker")
+    parser.add_argument("scenario", type=Path, help="scenario JSON (Scenario.to_mapping)")
+    parser.add_argument("result", type=Path, help="where to write the ScenarioResult JSON")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    scenario = from_data(
+        Scenario, json.loads(args.scenario.read_text()), source=str(args.scenario)
+    )
+    result = run_scenario(scenario, data_dir=args.data_dir)
+    if result.failure is not None:
+        print(result.failure.stderr_tail, file=sys.stderr)
+    args.result.write_text(json.dumps(to_data(result)), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
