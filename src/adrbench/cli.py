@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "report": "Regenerate ADR appendices, charts, evidence blocks and adr/README.md from results",
     "gate": "Fail on slower, hungrier or less accurate training than the committed baseline",
     "baseline": "Store (update) or list (show) the per-environment baselines the gate uses",
+    "check": "Judge each ADR's claims, revisit triggers and premises against the latest results",
+    "lint": "Check ADR front matter, ids, statuses, cross-references and expressions",
 }
 
 EXIT_OK, EXIT_FINDING, EXIT_BAD_INPUT = 0, 1, 2

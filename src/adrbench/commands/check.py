@@ -1,0 +1,277 @@
+"""``adrbench check``: judge each ADR's claims, revisit triggers and premises against the facts.
+
+Examples::
+
+    adrbench check                                   # every ADR, latest run of this machine
+    adrbench check 2 --what-if model.parameters=7B   # would a 7B model reopen ADR-0002?
+    adrbench check --results 20261128T120000Z-finetune_sts-quick-0001 --format json
+
+It lints the ADRs first. Exit status: 0 nothing to revisit; 1 a trigger fired, a claim failed or a
+premise went stale; 2 bad input (a broken ADR, an unknown fact, a corrupt results file). Unknown
+verdicts (no results yet, a skipped scenario, a missing fact) are printed as UNKNOWN with their
+reason; they do not fail the check, and they are never shown as fine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from tabulate import tabulate
+
+from adrbench.adr import resolve_adr_args
+from adrbench.errors import UserError
+from adrbench.expressions import Value
+from adrbench.facts import Facts
+from adrbench.render import format_value
+from adrbench.verdicts import AdrVerdicts, Judgement, Kind, Outcome, Verdict, judge
+
+__all__ = ["add_arguments", "format_json", "format_markdown", "format_table", "run"]
+
+_SHOWN = {
+    Outcome.FIRED: "FIRED",
+    Outcome.FAILS: "FAILS",
+    Outcome.STALE: "STALE",
+    Outcome.UNKNOWN: "UNKNOWN",
+    Outcome.HOLDS: "holds",
+    Outcome.NOT_FIRED: "not fired",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the command's options.
+
+    Args:
+        parser: The subcommand's parser.
+    """
+    parser.add_argument(
+        "adrs", nargs="*", metavar="ADR", help="ADR files or numbers (default: all ADRs)"
+    )
+    parser.add_argument(
+        "--adr-dir", type=Path, default=Path("adr"), help="ADR directory (default: adr)"
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        help="results directory holding runs/ (default: results)",
+    )
+    parser.add_argument(
+        "--results",
+        metavar="RUN",
+        help="run id, results file or 'latest' (default: this machine's latest run)",
+    )
+    parser.add_argument(
+        "--what-if",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a fact, e.g. model.parameters=7B or env.cuda_available=true (repeatable)",
+    )
+    parser.add_argument(
+        "--format", choices=("table", "json", "markdown"), default="table", help="output format"
+    )
+    parser.add_argument(
+        "--no-probes",
+        action="store_true",
+        help="do not run premise probes (their premises are then unknown)",
+    )
+
+
+def _parse_what_if(items: Sequence[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise UserError(
+                f"--what-if {item!r}: expected NAME=VALUE, e.g. --what-if model.parameters=7B"
+            )
+        parsed[name.strip()] = value.strip()
+    return parsed
+
+
+def _value(name: str, value: object, facts: Facts) -> str:
+    if value is None:
+        return f"{name} = missing"
+    text = f"{name} = {format_value(name, value)}"
+    return f"{text} (what-if)" if name in facts.what_if else text
+
+
+def _values(verdict: Verdict, facts: Facts) -> str:
+    return ", ".join(_value(n, v, facts) for n, v in verdict.values.items())
+
+
+def _headline(adr: AdrVerdicts) -> str:
+    head = f"ADR-{adr.number:04d} {adr.title} [{adr.status}]"
+    if not adr.verdicts:
+        return f"{head}: no evidence (no claims, revisit triggers or premises)"
+    attention = [v for v in adr.verdicts if v.outcome.needs_attention]
+    unknown = [v for v in adr.verdicts if v.outcome is Outcome.UNKNOWN]
+    if attention:
+        what = ", ".join(f"{v.kind.value} {v.id} {v.outcome.value}" for v in attention)
+        return f"{head}: REVISIT ({what})"
+    if unknown:
+        return f"{head}: UNCONFIRMED ({len(unknown)} unknown)"
+    return f"{head}: all claims hold, no trigger fired"
+
+
+def _source(judgement: Judgement) -> str:
+    run = judgement.run
+    if run is None:
+        where = "no run for this environment yet (results.* and model.* are unknown)"
+    else:
+        where = (
+            f"run {run.run_id} (suite {run.suite}, profile {run.profile}, "
+            f"environment {run.environment.fingerprint}, {run.environment.device_kind})"
+        )
+    lines = [f"Judged against {where}."]
+    if judgement.facts.what_if:
+        overrides = ", ".join(
+            f"{n} = {_plain(n, v)}" for n, v in sorted(judgement.facts.what_if.items())
+        )
+        lines.append(f"What-if: {overrides}.")
+    return "\n".join(lines)
+
+
+def _plain(name: str, value: Value) -> str:
+    return format_value(name, value)
+
+
+def _summary(judgement: Judgement) -> str:
+    counts = {o: 0 for o in Outcome}
+    for adr in judgement.verdicts:
+        for v in adr.verdicts:
+            counts[v.outcome] += 1
+    revisit = [f"ADR-{a.number:04d}" for a in judgement.verdicts if a.needs_attention]
+    parts = [
+        f"{counts[Outcome.FIRED]} trigger(s) fired",
+        f"{counts[Outcome.FAILS]} claim(s) failed",
+        f"{counts[Outcome.STALE]} premise(s) stale",
+        f"{counts[Outcome.UNKNOWN]} unknown",
+    ]
+    verdict = f"revisit {', '.join(revisit)}" if revisit else "nothing to revisit"
+    return f"{len(judgement.verdicts)} ADR(s): {'; '.join(parts)} — {verdict}."
+
+
+def _rows(adr: AdrVerdicts, facts: Facts) -> list[list[str]]:
+    rows = []
+    for kind in (Kind.CLAIM, Kind.TRIGGER, Kind.PREMISE):
+        for v in adr.of_kind(kind):
+            values = _values(v, facts)
+            if v.reason:
+                label = "why" if v.outcome is Outcome.UNKNOWN else "note"
+                values = f"{values}; {label}: {v.reason}" if values else f"{label}: {v.reason}"
+            rows.append([_SHOWN[v.outcome], v.kind.value, v.id, v.expression, values])
+    return rows
+
+
+_HEADERS = ["verdict", "kind", "id", "condition", "values"]
+
+
+def format_table(judgement: Judgement) -> str:
+    """Plain-text report: one block per ADR, then a summary line.
+
+    Args:
+        judgement: From :func:`adrbench.verdicts.judge`.
+    """
+    blocks = [_source(judgement)]
+    for adr in judgement.verdicts:
+        block = _headline(adr)
+        if adr.verdicts:
+            table = tabulate(_rows(adr, judgement.facts), headers=_HEADERS, tablefmt="simple")
+            block += "\n" + "\n".join(f"  {line}" for line in table.splitlines())
+        blocks.append(block)
+    blocks.append(_summary(judgement))
+    return "\n\n".join(blocks) + "\n"
+
+
+def format_markdown(judgement: Judgement) -> str:
+    """GitHub Markdown: a section per ADR with a verdict table.
+
+    Args:
+        judgement: From :func:`adrbench.verdicts.judge`.
+    """
+    blocks = [_source(judgement)]
+    for adr in judgement.verdicts:
+        block = f"### {_headline(adr)}"
+        if adr.verdicts:
+            rows = [
+                [cell.replace("|", "\\|") for cell in row[:3]]
+                + [f"`{row[3]}`", row[4].replace("|", "\\|")]
+                for row in _rows(adr, judgement.facts)
+            ]
+            block += "\n\n" + tabulate(rows, headers=_HEADERS, tablefmt="github")
+        blocks.append(block)
+    blocks.append(f"**{_summary(judgement)}**")
+    return "\n\n".join(blocks) + "\n"
+
+
+def format_json(judgement: Judgement) -> str:
+    """Machine-readable: the run, the what-if overrides and every verdict with its values.
+
+    Args:
+        judgement: From :func:`adrbench.verdicts.judge`.
+    """
+    run = judgement.run
+    data = {
+        "run": None
+        if run is None
+        else {
+            "run_id": run.run_id,
+            "suite": run.suite,
+            "profile": run.profile,
+            "environment": run.environment.fingerprint,
+        },
+        "what_if": dict(judgement.facts.what_if),
+        "needs_attention": judgement.needs_attention,
+        "adrs": [
+            {
+                "number": adr.number,
+                "title": adr.title,
+                "path": adr.path,
+                "status": adr.status,
+                "evidence": list(adr.evidence),
+                "needs_attention": adr.needs_attention,
+                "verdicts": [
+                    {
+                        "kind": v.kind.value,
+                        "id": v.id,
+                        "text": v.text,
+                        "expression": v.expression,
+                        "outcome": v.outcome.value,
+                        "values": dict(v.values),
+                        "reason": v.reason,
+                    }
+                    for v in adr.verdicts
+                ],
+            }
+            for adr in judgement.verdicts
+        ],
+    }
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+_FORMATTERS = {"table": format_table, "markdown": format_markdown, "json": format_json}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Lint, judge and print; 1 when any ADR needs revisiting.
+
+    Args:
+        args: Parsed options (see :func:`add_arguments`).
+    """
+    if not args.adr_dir.is_dir():
+        raise UserError(f"{args.adr_dir}: no such ADR directory; pass --adr-dir or create it")
+    only = resolve_adr_args(args.adr_dir, args.adrs) if args.adrs else None
+    judgement = judge(
+        args.adr_dir,
+        args.results_dir,
+        run=args.results,
+        what_if=_parse_what_if(args.what_if),
+        probes=not args.no_probes,
+        only=only,
+    )
+    print(_FORMATTERS[args.format](judgement), end="")
+    return 1 if judgement.needs_attention else 0
