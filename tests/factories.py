@@ -218,7 +218,7 @@ def make_adr_verdicts(
     title: str = "QLoRA skipped for small models",
     path: str = "adr/0002-qlora-skipped-for-small-models.md",
     status: str = "accepted",
-    evidence: Sequence[str] = ("full", "lora", "qlora"),
+    evidence: Sequence[str] = ("finetune_sts/full", "finetune_sts/lora", "finetune_sts/qlora"),
 ) -> AdrVerdicts:
     """A hand-made ``AdrVerdicts`` shaped like ADR-002's: two triggers not fired, a claim that
     holds and a premise that holds, unless ``verdicts`` is given."""

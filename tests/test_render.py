@@ -18,6 +18,7 @@ from adrbench.render import (
     Chart,
     EvidenceRun,
     IndexEntry,
+    combine_verdicts,
     evidence_scenarios,
     format_value,
     render_appendix,
@@ -26,6 +27,7 @@ from adrbench.render import (
     verdict_line,
 )
 from adrbench.results import FailureKind, RunRecord
+from adrbench.verdicts import AdrVerdicts
 from factories import (
     make_adr_verdicts,
     make_environment,
@@ -108,56 +110,80 @@ def cuda_run() -> RunRecord:
     )
 
 
-def evidence(run: RunRecord) -> EvidenceRun:
-    return EvidenceRun(run, f"../../results/runs/{run.run_id}.json")
+def evidence(run: RunRecord, verdicts: AdrVerdicts) -> EvidenceRun:
+    return EvidenceRun(run, f"../../results/runs/{run.run_id}.json", verdicts)
 
 
 def test_appendix_with_two_environments_side_by_side_matches_golden() -> None:
-    # GIVEN a CUDA run and a CPU run with a skipped and a failed scenario, and mixed verdicts
-    adr = make_adr_verdicts(
-        [
-            make_verdict(),
-            make_verdict(
-                "trigger",
-                "cuda",
-                "fired",
-                text="CUDA hardware available",
-                expression="env.cuda_available",
-                values={"env.cuda_available": True},
+    # GIVEN a CUDA run and a CPU run with a skipped and a failed scenario, each judged on its own
+    def judged(on_cuda: bool) -> AdrVerdicts:
+        return make_adr_verdicts(
+            [
+                make_verdict(),
+                make_verdict(
+                    "trigger",
+                    "cuda",
+                    "fired" if on_cuda else "not fired",
+                    text="CUDA hardware available",
+                    expression="env.cuda_available",
+                    values={"env.cuda_available": on_cuda},
+                ),
+                make_verdict(
+                    "claim",
+                    "qlora-saves-memory",
+                    "holds" if on_cuda else "unknown",
+                    text="QLoRA saves memory against LoRA",
+                    expression="results.qlora.peak_rss_bytes < results.lora.peak_rss_bytes",
+                    values={
+                        "results.lora.peak_rss_bytes": 1_700_000_000,
+                        "results.qlora.peak_rss_bytes": 1_600_000_000 if on_cuda else None,
+                    },
+                    reason=None if on_cuda else "results.qlora is skipped (cuda_unavailable)",
+                ),
+                make_verdict(
+                    "premise",
+                    "small-model",
+                    "stale",
+                    text="The model is small | tiny",
+                    expression="model.parameters < 100M",
+                    values={"model.parameters": 350_000_000},
+                ),
+            ],
+            evidence=(
+                "finetune_sts/full",
+                "finetune_sts/lora",
+                "finetune_sts/qlora",
+                "finetune_sts/lora_r64",
             ),
-            make_verdict(
-                "claim",
-                "qlora-saves-memory",
-                "unknown",
-                text="QLoRA saves memory against LoRA",
-                expression="results.qlora.peak_rss_bytes < results.lora.peak_rss_bytes",
-                values={},
-                reason="scenario 'qlora' was skipped (cuda_unavailable)",
-            ),
-            make_verdict(
-                "premise",
-                "small-model",
-                "stale",
-                text="The model is small | tiny",
-                expression="model.parameters < 100M",
-                values={"model.parameters": 350_000_000},
-            ),
-        ],
-        evidence=("finetune_sts/full", "finetune_sts::lora", "qlora", "lora_r64"),
-    )
-    runs = (evidence(cuda_run()), evidence(cpu_run()))
+        )
+
+    cuda, cpu = judged(on_cuda=True), judged(on_cuda=False)
+    runs = (evidence(cuda_run(), cuda), evidence(cpu_run(), cpu))
+    combined = combine_verdicts([cuda, cpu])
     # WHEN the appendix is rendered
     text = render_appendix(
-        AppendixInput(adr, ADR_LINK, runs, evidence_scenarios(adr.evidence, []), CHARTS)
+        AppendixInput(combined, ADR_LINK, runs, evidence_scenarios(cuda.evidence, []), CHARTS)
     )
     # THEN it matches the reviewed golden file
     assert_golden("appendix_two_environments.md", text)
 
 
+def test_combined_verdict_takes_the_most_pressing_outcome_of_any_environment() -> None:
+    # GIVEN one item judged on three machines: fine, unknown, fired
+    fine = make_adr_verdicts([make_verdict(outcome="not fired")])
+    unknown = make_adr_verdicts([make_verdict(outcome="unknown", reason="no run")])
+    fired = make_adr_verdicts([make_verdict(outcome="fired", values={"model.parameters": 7e9})])
+    # WHEN combined in different orders
+    # THEN fired beats unknown beats fine, with the deciding machine's values
+    assert combine_verdicts([fine, unknown, fired]).verdicts == fired.verdicts
+    assert combine_verdicts([fine, unknown]).verdicts == unknown.verdicts
+    assert combine_verdicts([fine, fine]).verdicts == fine.verdicts
+
+
 def test_adr_002_appendix_shows_skip_reason_and_current_model_size() -> None:
     # GIVEN ADR-002's verdicts and one CPU run where QLoRA was skipped
     adr = make_adr_verdicts()
-    runs = (evidence(cpu_run()),)
+    runs = (evidence(cpu_run(), adr),)
     # WHEN the appendix is rendered
     text = render_appendix(
         AppendixInput(adr, ADR_LINK, runs, evidence_scenarios(adr.evidence, []), CHARTS)
@@ -167,21 +193,19 @@ def test_adr_002_appendix_shows_skip_reason_and_current_model_size() -> None:
     assert "skipped: `cuda_unavailable` — QLoRA needs CUDA; this machine's device is cpu." in text
     rows = {" ".join(line.split()) for line in text.splitlines()}
     assert (
-        "| not fired | `model-size` | Model size ≥ 7B parameters | `model.parameters >= 7B` "
-        "| model.parameters = 22.7M |"
+        "| `model-size` | Model size ≥ 7B parameters | `model.parameters >= 7B` "
+        "| not fired: model.parameters = 22.7M |"
     ) in rows
     assert (
-        "| holds | `qlora-needs-cuda` | QLoRA cannot run without CUDA "
+        "| `qlora-needs-cuda` | QLoRA cannot run without CUDA "
         '| `results.qlora.skip_reason == "cuda_unavailable"` '
-        "| results.qlora.skip_reason = cuda_unavailable |"
+        "| holds: results.qlora.skip_reason = cuda_unavailable |"
     ) in rows
 
 
 def test_appendix_without_results_says_how_to_get_them() -> None:
     # GIVEN an ADR with no runs at all
-    adr = make_adr_verdicts(
-        [make_verdict(outcome="unknown", values={}, reason="no results yet")], evidence=()
-    )
+    adr = make_adr_verdicts([make_verdict(outcome="unknown", values={}, reason="no results yet")])
     # WHEN the appendix is rendered
     text = render_appendix(AppendixInput(adr, ADR_LINK, (), (), ()))
     # THEN it says what to run and shows the unknown verdict, not an empty page
@@ -258,7 +282,7 @@ def test_verdict_line_with_a_stale_premise_says_revisit_and_counts_singular() ->
         ("env.cuda_available", False, "false"),
         ("results.qlora.skip_reason", "cuda_unavailable", "cuda_unavailable"),
         ("probe.anything", 0.5, "0.5"),
-        ("probe.missing", None, "none"),
+        ("results.qlora.peak_rss_bytes", None, "missing"),
     ],
 )
 def test_fact_values_are_shown_in_their_unit(name: str, value: object, shown: str) -> None:
@@ -266,14 +290,22 @@ def test_fact_values_are_shown_in_their_unit(name: str, value: object, shown: st
     assert format_value(name, value) == shown
 
 
-def test_evidence_names_may_be_qualified_by_suite_and_keep_adr_order() -> None:
-    # GIVEN evidence entries in three spellings, and a run with other scenarios too
+def test_evidence_names_a_scenario_or_a_whole_suite_in_adr_order() -> None:
+    # GIVEN a run of suite finetune_sts with four scenarios
     run = cpu_run()
-    # WHEN resolved
-    names = evidence_scenarios(["finetune_sts/lora", "finetune_sts::full", "missing"], [run])
-    # THEN bare scenario names come back in the ADR's order, missing ones kept
-    assert names == ("lora", "full", "missing")
-    assert evidence_scenarios([], [run]) == ("full", "lora", "qlora", "lora_r64")
+    # WHEN evidence entries are resolved
+    # THEN suite/scenario names one scenario (kept even if missing), a suite names all of its
+    assert evidence_scenarios(["finetune_sts/lora", "finetune_sts/missing"], [run]) == (
+        "lora",
+        "missing",
+    )
+    assert evidence_scenarios(["finetune_sts/qlora", "finetune_sts"], [run]) == (
+        "qlora",
+        "full",
+        "lora",
+        "lora_r64",
+    )
+    assert evidence_scenarios(["other_suite"], [run]) == ()
 
 
 def test_template_value_missing_fails_the_render_instead_of_printing_nothing() -> None:

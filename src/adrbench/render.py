@@ -35,10 +35,13 @@ __all__ = [
     "Chart",
     "EvidenceRun",
     "IndexEntry",
+    "JudgedAdr",
+    "combine_verdicts",
     "environment_label",
     "evidence_scenarios",
     "evidence_suites",
     "format_value",
+    "judge_for_report",
     "plan_reports",
     "render_appendix",
     "render_evidence_block",
@@ -55,10 +58,12 @@ class EvidenceRun:
     Args:
         run: The run.
         results_file: Its results file as linked from the appendix (a relative path).
+        verdicts: The ADR judged on this run's facts.
     """
 
     run: RunRecord
     results_file: str
+    verdicts: AdrVerdicts
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,8 @@ class AppendixInput:
     """Everything one appendix shows.
 
     Args:
-        verdicts: The ADR's verdicts (also its number, title, status and evidence names).
+        verdicts: The ADR's verdicts over all environments (see :func:`combine_verdicts`): the
+            headline, and the verdict tables when there are no runs.
         adr_link: The ADR file as linked from the appendix.
         runs: The latest run of each environment, one column each, in column order.
         scenarios: The scenario names shown, in order (see :func:`evidence_scenarios`).
@@ -179,7 +185,7 @@ def format_value(name: str, value: object) -> str:
         value: Its value.
     """
     if value is None:
-        return "none"
+        return "missing"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -394,29 +400,58 @@ _OUTCOME_CELL: Mapping[Outcome, str] = {
 
 
 def _values_cell(verdict: Verdict) -> str:
-    if not verdict.values:
-        return _NOT_MEASURED
     return ", ".join(
         f"{name} = {format_value(name, verdict.values[name])}" for name in sorted(verdict.values)
     )
 
 
-def _verdict_table(verdicts: Sequence[Verdict]) -> str:
+def _verdict_cell(verdict: Verdict) -> str:
+    """The outcome, then the values that decided it (or, for unknown, why)."""
+    cell = _OUTCOME_CELL[verdict.outcome]
+    details = [d for d in (_values_cell(verdict), verdict.reason) if d]
+    return f"{cell}: {'; '.join(details)}" if details else cell
+
+
+def _verdict_table(kind: Kind, columns: Sequence[tuple[str, AdrVerdicts]]) -> str:
+    """One row per item of ``kind``, one verdict column per environment."""
+    first = columns[0][1].of_kind(kind)
     rows = []
-    for v in verdicts:
-        outcome = _OUTCOME_CELL[v.outcome]
-        if v.reason:
-            outcome += f": {v.reason}"
-        rows.append(
-            [
-                _cell(outcome),
-                _cell(_code(v.id)),
-                _cell(v.text),
-                _cell(_code(v.expression)),
-                _cell(_values_cell(v)),
-            ]
-        )
-    return _table(rows, ["Verdict", "Id", "Statement", "Condition", "Current values"])
+    for index, item in enumerate(first):
+        cells = [_code(item.id), item.text, _code(item.expression)]
+        cells += [_verdict_cell(adr.of_kind(kind)[index]) for _, adr in columns]
+        rows.append([_cell(c) for c in cells])
+    headers = ["Id", "Statement", "Condition", *(_cell(label) for label, _ in columns)]
+    return _table(rows, headers)
+
+
+def combine_verdicts(per_run: Sequence[AdrVerdicts]) -> AdrVerdicts:
+    """One ADR's verdicts over several environments, item by item, the most pressing first.
+
+    An item needs attention if it does on any machine (a CUDA trigger fires as soon as one
+    machine has CUDA); otherwise it is unknown if it is unknown on any; otherwise it is what every
+    machine agrees on. The first environment (in column order) with that outcome gives the
+    values and reason.
+
+    Args:
+        per_run: The ADR judged on each environment's run; at least one, all of the same ADR.
+    """
+    if not per_run:
+        raise ValueError("combine_verdicts needs the verdicts of at least one run")
+    combined: list[Verdict] = []
+    for index, verdict in enumerate(per_run[0].verdicts):
+        candidates = [adr.verdicts[index] for adr in per_run]
+        pressing = [v for v in candidates if v.outcome.needs_attention]
+        unknown = [v for v in candidates if v.outcome is Outcome.UNKNOWN]
+        combined.append((pressing or unknown or [verdict])[0])
+    first = per_run[0]
+    return AdrVerdicts(
+        number=first.number,
+        title=first.title,
+        path=first.path,
+        status=first.status,
+        evidence=first.evidence,
+        verdicts=tuple(combined),
+    )
 
 
 # --- which scenarios ---------------------------------------------------------------------------
@@ -489,6 +524,9 @@ def render_appendix(appendix: AppendixInput) -> str:
     adr = appendix.verdicts
     runs = appendix.runs
     sections = [_ScenarioSection(name, _scenario_table(name, runs)) for name in appendix.scenarios]
+    columns = [(environment_label(r.run.environment), r.verdicts) for r in runs] or [
+        ("Verdict (no results yet)", adr)
+    ]
     return _render(
         "appendix.md.j2",
         adr=adr,
@@ -499,9 +537,9 @@ def render_appendix(appendix: AppendixInput) -> str:
         environments=_environment_table(runs) if runs else "",
         scenarios=sections,
         charts=appendix.charts,
-        claims=_verdict_table(adr.of_kind(Kind.CLAIM)) if adr.of_kind(Kind.CLAIM) else "",
-        triggers=_verdict_table(adr.of_kind(Kind.TRIGGER)) if adr.of_kind(Kind.TRIGGER) else "",
-        premises=_verdict_table(adr.of_kind(Kind.PREMISE)) if adr.of_kind(Kind.PREMISE) else "",
+        claims=_verdict_table(Kind.CLAIM, columns) if adr.of_kind(Kind.CLAIM) else "",
+        triggers=_verdict_table(Kind.TRIGGER, columns) if adr.of_kind(Kind.TRIGGER) else "",
+        premises=_verdict_table(Kind.PREMISE, columns) if adr.of_kind(Kind.PREMISE) else "",
         provenance=_provenance_table(runs) if runs else "",
     )
 
@@ -569,37 +607,50 @@ def _write(path: Path, data: bytes) -> None:
     temporary.replace(path)
 
 
+@dataclass(frozen=True, slots=True)
+class JudgedAdr:
+    """One ADR as the report shows it.
+
+    Args:
+        verdicts: Over all environments (:func:`combine_verdicts`), or, with no runs, judged
+            without results.
+        runs: Each environment's latest run of the ADR's evidence suites, with the ADR judged on
+            it, in column order.
+    """
+
+    verdicts: AdrVerdicts
+    runs: tuple[tuple[RunRecord, AdrVerdicts], ...]
+
+
 def plan_reports(
-    adrs: Sequence[AdrVerdicts], runs: Sequence[RunRecord], adr_dir: Path, results_dir: Path
+    judged: Sequence[JudgedAdr], adr_dir: Path, results_dir: Path
 ) -> dict[Path, bytes]:
     """Every file ``adrbench report`` owns or edits, with the bytes it should hold.
 
     Args:
-        adrs: The verdicts of every ADR.
-        runs: The latest run of each environment for each suite the ADRs name, in column order;
-            each ADR shows the runs of its own evidence suites.
+        judged: Every ADR with its runs and verdicts.
         adr_dir: The ADR directory; appendices go to ``<adr_dir>/appendix``.
         results_dir: The results directory the runs were read from (for the links).
     """
     appendix_dir = adr_dir / "appendix"
     outputs: dict[Path, bytes] = {}
     entries: list[IndexEntry] = []
-    for adr in sorted(adrs, key=lambda a: (a.number, a.path)):
+    for item in sorted(judged, key=lambda j: (j.verdicts.number, j.verdicts.path)):
+        adr = item.verdicts
         adr_path = adr_dir / Path(adr.path).name
         stem = adr_path.stem
-        suites = evidence_suites(adr.evidence)
-        adr_runs = [run for run in runs if run.suite in suites]
-        scenarios = evidence_scenarios(adr.evidence, adr_runs)
+        runs = [run for run, _ in item.runs]
+        scenarios = evidence_scenarios(adr.evidence, runs)
         charts: list[Chart] = []
-        if scenarios and adr_runs:  # no evidence, no charts (an empty chart says nothing)
+        if scenarios and runs:  # no evidence, no charts (an empty chart says nothing)
             for kind, caption in _CHARTS:
                 chart_path = appendix_dir / f"{stem}-{kind}.svg"
-                outputs[chart_path] = render_chart(kind, adr_runs, scenarios)
+                outputs[chart_path] = render_chart(kind, runs, scenarios)
                 charts.append(Chart(caption, chart_path.name))
         appendix_path = appendix_dir / f"{stem}.md"
         evidence_runs = tuple(
-            EvidenceRun(run, _link(run_path(results_dir, run.run_id), appendix_dir))
-            for run in adr_runs
+            EvidenceRun(run, _link(run_path(results_dir, run.run_id), appendix_dir), verdicts)
+            for run, verdicts in item.runs
         )
         outputs[appendix_path] = render_appendix(
             AppendixInput(
@@ -621,13 +672,77 @@ def plan_reports(
     return outputs
 
 
-def report_all(adr_dir: Path, results_dir: Path, *, check: bool = False) -> list[Path]:
+def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -> list[JudgedAdr]:
+    """Judge every ADR on the latest run of each environment of its evidence suites.
+
+    Not ``verdicts.judge_all``: that picks the run of the machine it runs on, so a report made on
+    CI would differ from one made on the benchmark box. Here each environment's column is judged
+    on its own run, whatever machine renders it. Only the premise probes run here (once), since
+    they are not recorded in results.
+
+    Args:
+        adr_dir: The ADR directory.
+        results_dir: The results directory.
+        probes: Run the premise probes; False leaves ``probes.*`` facts unknown.
+
+    Raises:
+        AdrError: lint problems or expressions that cannot be judged, all of them.
+        ResultsError: a corrupt results file.
+    """
+    from adrbench.adr import AdrError, Problem, load_adrs
+    from adrbench.facts import Facts, build_facts
+    from adrbench.verdicts import judge_adr
+
+    adrs = load_adrs(adr_dir)
+    suites = sorted({suite for adr in adrs for suite in evidence_suites(adr.evidence)})
+    runs = [run for suite in suites for run in latest_per_environment(results_dir, suite=suite)]
+    # Probes run once, in the same call as the first run's facts (without a run: the live env).
+    first = build_facts(runs[0] if runs else None, probes=probes)
+    probe_values = {k: v for k, v in first.values.items() if k.startswith("probes.")}
+    facts: dict[str | None, Facts] = {first.run_id: first}
+
+    def facts_for(run: RunRecord | None) -> Facts:
+        key = run.run_id if run is not None else None
+        if key not in facts:
+            base = build_facts(run, probes=False)
+            facts[key] = Facts(
+                values={**base.values, **probe_values},
+                run_id=base.run_id,
+                probe_details=first.probe_details,
+            )
+        return facts[key]
+
+    judged: list[JudgedAdr] = []
+    problems: list[Problem] = []
+    for adr in adrs:
+        adr_suites = evidence_suites(adr.evidence)
+        try:
+            per_run = tuple(
+                (run, judge_adr(adr, facts_for(run))) for run in runs if run.suite in adr_suites
+            )
+            if per_run:
+                verdicts = combine_verdicts([v for _, v in per_run])
+            else:
+                verdicts = judge_adr(adr, facts_for(None))
+        except AdrError as error:
+            problems.extend(error.problems)
+            continue
+        judged.append(JudgedAdr(verdicts, per_run))
+    if problems:
+        raise AdrError(problems)
+    return judged
+
+
+def report_all(
+    adr_dir: Path, results_dir: Path, *, check: bool = False, probes: bool = True
+) -> list[Path]:
     """Regenerate every appendix, chart, evidence block and the index; return what changed.
 
     Args:
         adr_dir: The ADR directory (``adr``).
         results_dir: The results directory (``results``).
         check: Write nothing; only report which files regenerating would change.
+        probes: Run the premise probes (see :func:`judge_for_report`).
 
     Returns:
         The paths whose bytes differ from what regenerating gives (written unless ``check``),
@@ -636,14 +751,11 @@ def report_all(adr_dir: Path, results_dir: Path, *, check: bool = False) -> list
     Raises:
         UserError: a bad ADR, a corrupt results file, broken markers.
     """
-    from adrbench.verdicts import judge_all  # type: ignore[attr-defined]
-
     if not adr_dir.is_dir():
         raise UserError(f"{adr_dir}: no such ADR directory; pass --adr-dir or create it")
-    adrs: list[AdrVerdicts] = judge_all(adr_dir, results_dir)
-    suites = sorted({suite for adr in adrs for suite in evidence_suites(adr.evidence)})
-    runs = [run for suite in suites for run in latest_per_environment(results_dir, suite=suite)]
-    outputs = plan_reports(adrs, runs, adr_dir, results_dir)
+    outputs = plan_reports(
+        judge_for_report(adr_dir, results_dir, probes=probes), adr_dir, results_dir
+    )
     changed = [p for p, data in outputs.items() if not p.is_file() or p.read_bytes() != data]
     if not check:
         for path in changed:

@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="results directory holding runs/ (default: results)",
     )
     parser.add_argument(
+        "--no-probes",
+        dest="probes",
+        action="store_false",
+        help="do not run the premise probes (their facts are then unknown)",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="write nothing; exit 1 and name the files regenerating would change",
@@ -45,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     """Regenerate (or check) the reports.
 
     Args:
-        args: Parsed options (``adr_dir``, ``results_dir``, ``check``).
+        args: Parsed options (``adr_dir``, ``results_dir``, ``check``, ``probes``).
     """
-    changed = report_all(args.adr_dir, args.results_dir, check=args.check)
+    changed = report_all(args.adr_dir, args.results_dir, check=args.check, probes=args.probes)
     if args.check:
         if not changed:
             print("reports are up to date")
