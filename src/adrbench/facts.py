@@ -63,6 +63,7 @@ ENV_KEYS = (
 )
 MODEL_KEYS = ("parameters", "id", "resolved")
 RESULT_KEYS = ("status", "reason", *METRICS)
+_NO_RUN = "no results yet for this environment; run `adrbench run`"
 _RESULT_NAME = re.compile(r"^results\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)$")
 _PACKAGE_NAME = re.compile(r"^env\.packages\.([A-Za-z0-9_]+)$")
 
@@ -85,7 +86,7 @@ class Facts:
 
     values: Mapping[str, Value | Missing]
     run_id: str | None = None
-    missing_results: str = "no results yet; run `adrbench run`"
+    missing_results: str = _NO_RUN
     probe_details: Mapping[str, str] = field(default_factory=dict)
     what_if: Mapping[str, Value] = field(default_factory=dict)
 
@@ -106,7 +107,7 @@ class Facts:
         if match and match.group(2) in RESULT_KEYS:
             scenario = match.group(1)
             if self.run_id is None:
-                return Missing(f"results.{scenario}: {self.missing_results}")
+                return Missing(self.missing_results)
             return Missing(f"results.{scenario}: run {self.run_id} has no scenario {scenario!r}")
         match = _PACKAGE_NAME.match(name)
         if match:
@@ -261,8 +262,7 @@ def _scenario_values(result: ScenarioResult) -> dict[str, Value | Missing]:
 
 def _model_values(run: RunRecord | None) -> dict[str, Value | Missing]:
     if run is None:
-        why = "no results yet; run `adrbench run`"
-        return {f"model.{key}": Missing(f"model.{key}: {why}") for key in MODEL_KEYS}
+        return {f"model.{key}": Missing(_NO_RUN) for key in MODEL_KEYS}
     values: dict[str, Value | Missing] = {
         "model.id": run.model.id if run.model else Missing("model.id: not recorded"),
         "model.resolved": run.model.resolved
