@@ -123,6 +123,7 @@ class Item:
         text: The sentence a reader sees.
         expression: The parsed ``holds_if`` / ``fires_if``.
         line: Where its expression is written.
+        field: Its front matter path, e.g. ``revisit_when[0].fires_if`` (for messages).
     """
 
     kind: ItemKind
@@ -130,6 +131,7 @@ class Item:
     text: str
     expression: Expression
     line: int
+    field: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,7 +397,8 @@ def _read_items(
                 )
             )
             continue
-        items.append(Item(kind, item_id, text.strip(), expression, expression_line))
+        field = f"{where}.{expression_key}"
+        items.append(Item(kind, item_id, text.strip(), expression, expression_line, field))
     return tuple(items)
 
 
@@ -613,13 +616,11 @@ def _check_names(adr: Adr, facts: Facts) -> list[Problem]:
             try:  # evaluate() builds the message with its caret and nearest names
                 evaluate(item.expression, facts.lookup, suggest=facts.nearest)
             except ExpressionError as error:
-                key = "fires_if" if item.kind == "trigger" else "holds_if"
-                section = {"claim": "claims", "trigger": "revisit_when", "premise": "premises"}
                 problems.append(
                     Problem(
                         adr.path,
                         item.line,
-                        f"{section[item.kind]}[{item.id}].{key}",
+                        item.field,
                         error.message,
                         caret_snippet(error.source, error.start, error.end),
                     )

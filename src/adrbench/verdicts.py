@@ -93,12 +93,10 @@ _OUTCOMES: Mapping[str, tuple[Outcome, Outcome]] = {
     "trigger": (Outcome.FIRED, Outcome.NOT_FIRED),
     "premise": (Outcome.HOLDS, Outcome.STALE),
 }
-_EXPRESSION_KEY = {"claim": "holds_if", "trigger": "fires_if", "premise": "holds_if"}
 
 
 def _problem(adr: Adr, item: Item, message: str, snippet: str | None = None) -> AdrError:
-    field = f"{item.kind} {item.id!r}.{_EXPRESSION_KEY[item.kind]}"
-    return AdrError([Problem(adr.path, item.line, field, message, snippet)])
+    return AdrError([Problem(adr.path, item.line, item.field, message, snippet)])
 
 
 def judge_item(adr: Adr, item: Item, facts: Facts) -> Verdict:
