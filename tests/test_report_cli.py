@@ -208,3 +208,26 @@ def test_missing_adr_directory_is_bad_input(
     assert capsys.readouterr().err == (
         "adrbench report: error: adr: no such ADR directory; pass --adr-dir or create it\n"
     )
+
+
+def test_appendix_files_no_longer_generated_are_flagged_then_removed(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN current reports and the appendix of an ADR that was since renamed
+    assert report() == 0
+    orphan = workspace / "adr/appendix/0009-renamed.md"
+    orphan.write_text("old\n")
+    capsys.readouterr()
+    # WHEN checked, then regenerated
+    check = report("--check")
+    checked = capsys.readouterr().out
+    regenerate = report()
+    # THEN the check names it and regenerating removes it
+    assert (check, regenerate) == (1, 0)
+    assert checked == (
+        "1 report file(s) are out of date; run `adrbench report`:\n  adr/appendix/0009-renamed.md\n"
+    )
+    assert capsys.readouterr().out == (
+        "removed adr/appendix/0009-renamed.md (no longer generated)\n"
+    )
+    assert not orphan.exists()

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {path}")
         return 1
     for path in changed:
-        print(f"wrote {path}")
+        print(f"wrote {path}" if path.exists() else f"removed {path} (no longer generated)")
     if not changed:
         print("reports are up to date; nothing written")
     return 0
