@@ -258,3 +258,46 @@ def make_adr_verdicts(
         evidence=tuple(evidence),
         verdicts=tuple(verdicts),
     )
+
+
+LORA_TRAINABLE = 331_776  # r=8 on query/key/value/dense of all-MiniLM-L6-v2
+
+
+def make_finetune_sts_run(
+    *,
+    lora_step_time_s: float = 0.8,
+    full_step_time_s: float = 0.7,
+    lora_test_spearman: float = 0.84,
+    full_test_spearman: float = 0.85,
+    cosent_test_spearman: float = 0.855,
+    lora_peak_rss_bytes: int = 1_650_000_000,
+    full_peak_rss_bytes: int = 1_750_000_000,
+    run_id: str = "20261128T120000Z-finetune_sts-quick-0001",
+    environment: Environment | None = None,
+) -> RunRecord:
+    """A ``finetune_sts`` run shaped like this CPU machine's: full, lora (slower here, 0.33M
+    trainable on top of the 22.7M base), qlora skipped for lack of CUDA, and full_cosent."""
+    return make_run(
+        [
+            make_ok(
+                "full",
+                method="full",
+                step_time_s=full_step_time_s,
+                test_spearman=full_test_spearman,
+                peak_rss_bytes=full_peak_rss_bytes,
+            ),
+            make_ok(
+                "lora",
+                method="lora",
+                step_time_s=lora_step_time_s,
+                test_spearman=lora_test_spearman,
+                peak_rss_bytes=lora_peak_rss_bytes,
+                trainable_parameters=LORA_TRAINABLE,
+                total_parameters=MINILM_PARAMETERS + LORA_TRAINABLE,
+            ),
+            make_skipped("qlora"),
+            make_ok("full_cosent", method="full", test_spearman=cosent_test_spearman),
+        ],
+        run_id=run_id,
+        environment=environment,
+    )
