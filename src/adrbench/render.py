@@ -1,9 +1,13 @@
 """Markdown from results and verdicts: each ADR's appendix, its evidence block and the ADR index.
 
-Everything here down to :func:`report_all` is a pure function from typed inputs to text, so the
-golden-file tests pin the exact bytes. Numbers are formatted here (never in templates), tables are
-made with tabulate and laid out by the jinja2 templates in ``adrbench/templates`` under
-``StrictUndefined``: a missing value fails the render instead of printing nothing.
+Everything above the "files" section is a pure function from typed inputs to text, so the
+golden-file tests pin the exact bytes; below it, :func:`judge_for_report` judges each ADR on each
+environment's latest run, :func:`plan_reports` computes every output file's bytes and
+:func:`report_all` (behind ``adrbench report``) writes the ones that differ.
+
+Numbers are formatted here (never in templates); tables are made with tabulate and laid out by
+the jinja2 templates in ``adrbench/templates`` under ``StrictUndefined``: a missing value fails
+the render instead of printing nothing.
 
 Output is byte-stable: no timestamps other than those recorded in the results, environments in
 fingerprint order, scenarios in suite order.
