@@ -206,7 +206,10 @@ class Scenario:
             lora_values = dict(lora)
             if "target_modules" in lora_values:
                 lora_values["target_modules"] = tuple(lora_values["target_modules"])
-            values["lora"] = LoraSettings(**lora_values)
+            try:
+                values["lora"] = LoraSettings(**lora_values)
+            except ScenarioError as error:
+                raise ScenarioError(f"{source}: {error}") from None
         if "name" not in values:
             raise ScenarioError(f"{source}: a scenario needs a 'name'")
         try:

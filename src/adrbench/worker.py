@@ -154,6 +154,8 @@ def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> S
 
     rss_before = measure.rss_bytes()
     ballast = torch.ones(scenario.ballast_mb * 10**6, dtype=torch.uint8)  # touched: counts in RSS
+    # Resetting the high-water mark also resets getrusage's, so keep the lifetime peak so far.
+    lifetime_peak = measure.process_peak_rss_bytes()
     window = measure.reset_peak_rss()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -169,7 +171,7 @@ def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> S
     train_peak = measure.window_peak_rss_bytes() if window else None
     memory = Memory(
         rss_before_train_bytes=rss_before,
-        peak_rss_bytes=measure.process_peak_rss_bytes(),
+        peak_rss_bytes=max(lifetime_peak, measure.process_peak_rss_bytes(), train_peak or 0),
         train_peak_rss_bytes=train_peak,
         cuda_max_allocated_bytes=(
             int(torch.cuda.max_memory_allocated()) if device.startswith("cuda") else None

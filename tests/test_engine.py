@@ -1,0 +1,161 @@
+"""The engine end to end on a tiny model and a made-up STS-B: isolation, skips, failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+from adrbench import device as devices
+from adrbench import methods
+from adrbench.device import DeviceProbe
+from adrbench.results import FailureKind, Status
+from adrbench.runner import run_isolated, run_scenarios
+from adrbench.scenario import Scenario
+from adrbench.worker import run_scenario
+
+NO_CUDA = DeviceProbe(cuda_available=False, cuda_name=None, mps_available=False)
+CUDA = DeviceProbe(cuda_available=True, cuda_name="Pretend GPU", mps_available=False)
+
+
+def tiny(tiny_model: Path, **fields: object) -> Scenario:
+    base: dict[str, object] = {
+        "name": "tiny", "model": str(tiny_model), "method": "full", "max_steps": 6,
+        "timing_warmup_steps": 2, "batch_size": 8, "eval_pairs": 16, "timeout_s": 300,
+    }
+    base.update(fields)
+    return Scenario.from_mapping(base)
+
+
+@pytest.mark.parametrize("method", sorted(m for m in methods.METHODS if m != "qlora"))
+def test_every_cpu_method_trains_and_reports_every_measurement(
+    method: str, tiny_model: Path, tiny_stsb: Path
+) -> None:
+    # GIVEN a tiny model and six steps, two of them untimed
+    scenario = tiny(tiny_model, method=method, learning_rate=1e-3)
+    # WHEN it runs in-process
+    result = run_scenario(scenario, data_dir=tiny_stsb, progress=lambda event: None)
+    # THEN it is ok, with four timed steps and every counter that exists on a CPU
+    assert result.status is Status.OK, result.failure
+    m = result.metrics
+    assert m is not None
+    assert len(m.throughput.step_times_s) == 4
+    assert m.throughput.samples_per_s == pytest.approx(32 / sum(m.throughput.step_times_s))
+    assert 0 < m.throughput.real_tokens_per_s <= m.throughput.padded_tokens_per_s
+    assert m.memory.peak_rss_bytes >= m.memory.rss_before_train_bytes > 0
+    assert m.memory.cuda_max_allocated_bytes is None
+    assert m.compute.fraction_of_peak > 0
+    assert m.before is not None and set(m.before) == set(m.after) == {"dev", "test"}
+    assert m.after["test"].pairs == 16
+    if method == "full":
+        assert m.trainable_parameters == m.total_parameters
+    else:
+        assert 0 < m.trainable_parameters < m.total_parameters / 5
+
+
+def test_qlora_without_cuda_is_skipped_with_its_reason_and_the_device_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(devices, "probe_devices", lambda: NO_CUDA)
+    result = run_scenario(Scenario(name="qlora", method="qlora"), progress=lambda e: None)
+    assert result.status is Status.SKIPPED
+    assert result.skip is not None
+    assert result.skip.reason == "cuda_unavailable"
+    assert result.skip.message == (
+        "QLoRA runs only on CUDA and this machine's device is cpu (no CUDA or MPS device "
+        "found); pass --allow-cpu-qlora to run it through bitsandbytes' CPU backend as evidence"
+    )
+
+
+class QuantizedLoadReached(Exception):
+    pass
+
+
+def test_qlora_takes_the_quantized_path_when_the_probe_reports_cuda(
+    monkeypatch: pytest.MonkeyPatch, tiny_stsb: Path
+) -> None:
+    # GIVEN a machine that reports CUDA, and a heavy 4-bit load that only records it was reached
+    monkeypatch.setattr(devices, "probe_devices", lambda: CUDA)
+
+    def load(scenario: Scenario, device: str) -> None:
+        raise QuantizedLoadReached(f"{scenario.name} on {device}")
+
+    monkeypatch.setattr(methods, "_load_quantized", load)
+    # WHEN the qlora scenario runs
+    result = run_scenario(
+        Scenario(name="qlora", method="qlora"), data_dir=tiny_stsb, progress=lambda e: None
+    )
+    # THEN the decision let it through to the NF4 load on cuda
+    assert result.status is Status.FAILED
+    assert result.failure is not None
+    assert (result.failure.type, result.failure.message) == (
+        "QuantizedLoadReached", "qlora on cuda"
+    )
+
+
+def test_cpu_qlora_opt_in_passes_the_cuda_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    scenario = Scenario(name="qlora", method="qlora", allow_cpu_qlora=True)
+    assert methods.get_method("qlora").requirement(scenario, NO_CUDA) is None
+
+
+def _fake_worker(code: str) -> tuple[str, ...]:
+    return ("-c", code)
+
+
+def test_a_crashing_scenario_is_recorded_failed_with_its_stderr_tail() -> None:
+    worker = _fake_worker("import sys; sys.stderr.write('Traceback: kaboom in step 3\\n'); sys.exit(3)")
+    result = run_isolated(Scenario(name="crash"), worker=worker)
+    assert result.status is Status.FAILED
+    assert result.failure is not None
+    assert result.failure.kind is FailureKind.CRASH
+    assert result.failure.message == "the process ended with exit status 3 and no result"
+    assert result.failure.stderr_tail == "Traceback: kaboom in step 3\n"
+
+
+def test_a_process_killed_by_sigkill_is_recorded_as_out_of_memory() -> None:
+    worker = _fake_worker("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    result = run_isolated(Scenario(name="oom"), worker=worker)
+    assert result.failure is not None
+    assert result.failure.kind is FailureKind.OUT_OF_MEMORY
+    assert result.failure.message.startswith("the process ended with SIGKILL and no result")
+
+
+def test_a_scenario_past_its_timeout_is_killed_and_recorded_as_timeout() -> None:
+    worker = _fake_worker("import sys, time; sys.stderr.write('still going\\n'); sys.stderr.flush(); time.sleep(120)")
+    result = run_isolated(Scenario(name="slow", timeout_s=2), worker=worker)
+    assert result.failure is not None
+    assert result.failure.kind is FailureKind.TIMEOUT
+    assert result.failure.message == "no result after timeout_s=2; the process was killed"
+    assert result.failure.stderr_tail == "still going\n"
+
+
+def test_one_failure_does_not_stop_the_scenarios_after_it(tiny_model: Path, tiny_stsb: Path) -> None:
+    broken = tiny(tiny_model, name="broken", loss="NoSuchLoss")
+    fine = tiny(tiny_model, name="fine", evaluate_before=False)
+    results = run_scenarios([broken, fine], data_dir=tiny_stsb)
+    assert [r.status for r in results] == [Status.FAILED, Status.OK]
+    assert results[0].failure is not None
+    assert results[0].failure.message == (
+        "loss='NoSuchLoss' is not a sentence-transformers loss; did you mean 'CoSENTLoss'?"
+    )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="train peak RSS needs /proc (Linux)")
+def test_peak_memory_is_per_scenario(tiny_model: Path, tiny_stsb: Path) -> None:
+    # GIVEN three isolated runs: plain, holding a 500 MB buffer, then plain again
+    base = tiny(tiny_model, evaluate_before=False, eval_pairs=8)
+    runs = run_scenarios(
+        [base, dataclasses.replace(base, name="ballast", ballast_mb=500), base],
+        data_dir=tiny_stsb,
+    )
+    increase = []
+    for r in runs:
+        assert r.metrics is not None, r.failure
+        memory = r.metrics.memory
+        assert memory.train_peak_rss_bytes is not None
+        increase.append(memory.train_peak_rss_bytes - memory.rss_before_train_bytes)
+    # THEN the buffer shows as +500 MB within 2%, and the run after it does not inherit it
+    assert increase[1] - increase[0] == pytest.approx(500e6, rel=0.02)
+    assert increase[2] - increase[0] == pytest.approx(0, abs=0.02 * 500e6)
