@@ -136,6 +136,10 @@ def _p(value: float | None) -> str:
     return f"{value:.4f}"
 
 
+def _p_clause(p: float, alpha: float) -> str:
+    return f"p < 0.0001, alpha {alpha}" if p < 1e-4 else f"p = {p:.4f} < {alpha}"
+
+
 def _value(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
@@ -234,7 +238,7 @@ class StepTimeRule(Rule):
         message = (
             f"{scenario}: step_time_s rose {_pct(change)} ({_value(b_level, 's')} -> "
             f"{_value(c_level, 's')} median step), beyond the {_pct(self.max_increase)} allowed "
-            f"and significant (p = {_p(p)} < {self.alpha})"
+            f"and significant ({_p_clause(p, self.alpha)})"
         )
         return Comparison(
             scenario=scenario,
@@ -299,7 +303,7 @@ class RatioRule(Rule):
         message = (
             f"{scenario}: {self.metric} {verb} {_pct(change)} ({_value(b, unit)} -> "
             f"{_value(c, unit)}), beyond the {self.max_change:.1%} allowed and significant "
-            f"(p = {_p(p)} < {self.alpha})"
+            f"({_p_clause(p, self.alpha)})"
         )
         return Comparison(
             scenario=scenario,
@@ -359,7 +363,7 @@ class DeltaRule(Rule):
             p = normal_two_sided_p(change / (math.sqrt(2.0) * self.noise_sd))
         worse = change > 0 if self.lower_is_better else change < 0
         verb = "rose" if change > 0 else "fell"
-        why = f" and significant (p = {_p(p)} < {self.alpha})" if p is not None else ""
+        why = f" and significant ({_p_clause(p, self.alpha)})" if p is not None else ""
         message = (
             f"{scenario}: {self.metric} {verb} {abs(change):.4f} ({b:.4f} -> {c:.4f}), beyond "
             f"the {self.max_change:.4f} allowed{why}"
