@@ -122,7 +122,12 @@ def judge_item(adr: Adr, item: Item, facts: Facts) -> Verdict:
         for name, value in result.values.items()
     }
     if_true, if_false = _OUTCOMES[item.kind]
-    notes = [facts.probe_details[n] for n in result.values if n in facts.probe_details]
+    # What a probe did explains its value; a missing probe's reason already says it.
+    notes = [
+        facts.probe_details[n]
+        for n, v in result.values.items()
+        if n in facts.probe_details and not isinstance(v, Missing)
+    ]
     overridden = [n for n in result.values if n in facts.what_if]
     if overridden:
         notes.append("what-if: " + ", ".join(overridden))

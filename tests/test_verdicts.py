@@ -1,0 +1,277 @@
+"""Verdicts: triggers fire or not, claims hold or fail, premises hold or go stale — or unknown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adrbench import store
+from adrbench.adr import Adr, AdrError, load_adrs, parse_adr
+from adrbench.facts import Facts, build_facts
+from adrbench.probes import ProbeResult
+from adrbench.verdicts import AdrVerdicts, Outcome, judge, judge_adr, judge_all
+from factories import (
+    MINILM_PARAMETERS,
+    make_environment,
+    make_finetune_sts_run,
+    make_run,
+)
+
+REPO_ADRS = Path(__file__).parents[1] / "adr"
+
+
+@pytest.fixture(scope="module")
+def adrs() -> dict[int, Adr]:
+    return {adr.number: adr for adr in load_adrs(REPO_ADRS)}
+
+
+def outcomes(verdicts: AdrVerdicts) -> dict[str, str]:
+    return {v.id: v.outcome.value for v in verdicts.verdicts}
+
+
+def probe_facts(monkeypatch: pytest.MonkeyPatch, on_cpu: bool | None, **what_if: str) -> Facts:
+    """Facts of the CPU run with the NF4 probe's finding fixed (None: could not run)."""
+    detail = "bitsandbytes 0.50.2: quantized on the CPU" if on_cpu else "raised on the CPU"
+
+    def run_probes(timeout_s: float = 180.0) -> dict[str, ProbeResult]:
+        return {"bnb_nf4_on_cpu": ProbeResult("bnb_nf4_on_cpu", on_cpu, detail)}
+
+    monkeypatch.setattr("adrbench.facts.run_probes", run_probes)
+    return build_facts(make_finetune_sts_run(), what_if=what_if, probes=True)
+
+
+# --- ADR-0002 on this machine ----------------------------------------------------------------
+
+
+def test_on_a_cpu_run_neither_the_7b_nor_the_cuda_trigger_fires(adrs: dict[int, Adr]) -> None:
+    # GIVEN the CPU run of 22.7M parameters WHEN ADR-0002 is judged THEN no trigger fires
+    verdicts = judge_adr(adrs[2], build_facts(make_finetune_sts_run(), probes=False))
+    assert outcomes(verdicts) == {
+        "qlora-skipped": "holds",
+        "lora-fits-8gb": "holds",
+        "base-model-small": "holds",
+        "model-7b": "not fired",
+        "cuda": "not fired",
+        "bnb-needs-cuda": "unknown",
+    }
+    model_7b = verdicts.verdicts[3]
+    assert dict(model_7b.values) == {"model.parameters": MINILM_PARAMETERS}
+    assert model_7b.reason is None
+
+
+def test_what_if_7b_parameters_fires_the_trigger(adrs: dict[int, Adr]) -> None:
+    # GIVEN --what-if model.parameters=7B WHEN ADR-0002 is judged THEN model-7b fires
+    facts = build_facts(make_finetune_sts_run(), what_if={"model.parameters": "7B"}, probes=False)
+    verdicts = judge_adr(adrs[2], facts)
+    fired = next(v for v in verdicts.verdicts if v.id == "model-7b")
+    assert fired.outcome is Outcome.FIRED
+    assert dict(fired.values) == {"model.parameters": 7e9}
+    assert fired.reason == "what-if: model.parameters"
+    assert verdicts.needs_attention
+
+
+def test_a_cuda_machine_fires_the_cuda_trigger(adrs: dict[int, Adr]) -> None:
+    # GIVEN a run recorded where CUDA is available WHEN judged THEN the cuda trigger fires
+    env = make_environment("cuda-box", cuda_available=True, device_kind="cuda")
+    run = make_finetune_sts_run(environment=env)
+    verdicts = judge_adr(adrs[2], build_facts(run, probes=False))
+    assert outcomes(verdicts)["cuda"] == "fired"
+
+
+def test_the_bnb_premise_is_stale_when_the_probe_quantizes_on_cpu(
+    adrs: dict[int, Adr], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the NF4 probe succeeded on the CPU WHEN judged THEN "needs CUDA" is stale, with why
+    verdicts = judge_adr(adrs[2], probe_facts(monkeypatch, True))
+    premise = verdicts.of_kind(verdicts.verdicts[-1].kind)[0]
+    assert premise.outcome is Outcome.STALE
+    assert dict(premise.values) == {"probes.bnb_nf4_on_cpu": True}
+    assert premise.reason == "bitsandbytes 0.50.2: quantized on the CPU"
+
+
+def test_the_bnb_premise_holds_when_the_probe_cannot_quantize_on_cpu(
+    adrs: dict[int, Adr], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the probe raised on the CPU WHEN judged THEN the premise still holds
+    verdicts = judge_adr(adrs[2], probe_facts(monkeypatch, False))
+    assert outcomes(verdicts)["bnb-needs-cuda"] == "holds"
+
+
+def test_the_bnb_premise_is_unknown_when_the_probe_could_not_run(
+    adrs: dict[int, Adr], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a probe that could not run WHEN judged THEN the premise is unknown, never holds
+    verdicts = judge_adr(adrs[2], probe_facts(monkeypatch, None))
+    premise = next(v for v in verdicts.verdicts if v.id == "bnb-needs-cuda")
+    assert premise.outcome is Outcome.UNKNOWN
+    assert premise.reason == "probes.bnb_nf4_on_cpu: raised on the CPU"
+
+
+# --- ADR-0001: measurements judged honestly --------------------------------------------------
+
+
+def test_lora_slower_than_full_fails_the_speed_claim(adrs: dict[int, Adr]) -> None:
+    # GIVEN LoRA steps slower than full ones (as on this CPU) WHEN judged THEN lora-faster fails
+    run = make_finetune_sts_run(lora_step_time_s=0.8, full_step_time_s=0.7)
+    facts = build_facts(run, probes=False)
+    verdicts = judge_adr(adrs[1], facts)
+    assert outcomes(verdicts) == {
+        "fewer-trainable-params": "holds",
+        "lora-faster": "fails",
+        "lora-less-memory": "holds",
+        "lora-quality": "holds",
+        "full-ft-outgrows-laptop": "not fired",
+        "lora-quality-gap": "not fired",
+    }
+    speed = verdicts.verdicts[1]
+    assert speed.values == {
+        "results.lora.samples_per_s": pytest.approx(20.0),
+        "results.full.samples_per_s": pytest.approx(16 / 0.7),
+    }
+
+
+def test_lora_faster_than_full_holds_the_speed_claim(adrs: dict[int, Adr]) -> None:
+    # GIVEN LoRA steps faster WHEN judged THEN the speed claim holds
+    facts = build_facts(make_finetune_sts_run(lora_step_time_s=0.5), probes=False)
+    assert outcomes(judge_adr(adrs[1], facts))["lora-faster"] == "holds"
+
+
+def test_a_large_quality_gap_fails_the_claim_and_fires_the_trigger(adrs: dict[int, Adr]) -> None:
+    # GIVEN LoRA at 0.70 vs full at 0.85 WHEN judged THEN quality fails and the gap trigger fires
+    facts = build_facts(make_finetune_sts_run(lora_test_spearman=0.70), probes=False)
+    result = outcomes(judge_adr(adrs[1], facts))
+    assert (result["lora-quality"], result["lora-quality-gap"]) == ("fails", "fired")
+
+
+# --- unknown is never fine -------------------------------------------------------------------
+
+
+def test_a_claim_on_a_skipped_scenario_is_unknown_with_the_skip_reason(tmp_path: Path) -> None:
+    # GIVEN a claim about QLoRA memory and QLoRA skipped WHEN judged THEN unknown, with why
+    path = tmp_path / "0009-q.md"
+    path.write_text(
+        "---\nclaims:\n  - id: q\n    text: QLoRA fits\n"
+        "    holds_if: results.qlora.peak_rss_bytes < 4GiB\n---\n\n# Q\n",
+        encoding="utf-8",
+    )
+    verdicts = judge_adr(parse_adr(path), build_facts(make_finetune_sts_run(), probes=False))
+    (claim,) = verdicts.verdicts
+    assert claim.outcome is Outcome.UNKNOWN
+    assert dict(claim.values) == {"results.qlora.peak_rss_bytes": None}
+    assert claim.reason == "results.qlora is skipped (cuda_unavailable)"
+    assert not verdicts.needs_attention
+
+
+def test_without_any_run_results_and_model_facts_are_unknown(
+    adrs: dict[int, Adr], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN no run yet (env read from this machine, stubbed here) WHEN judged THEN unknowns
+    monkeypatch.setattr("adrbench.facts._live_env_values", lambda: {"env.cuda_available": False})
+    facts = build_facts(None, probes=False)
+    verdicts = judge_adr(adrs[2], facts)
+    assert outcomes(verdicts) == {
+        "qlora-skipped": "unknown",
+        "lora-fits-8gb": "unknown",
+        "base-model-small": "unknown",
+        "model-7b": "unknown",
+        "cuda": "not fired",
+        "bnb-needs-cuda": "unknown",
+    }
+    assert verdicts.verdicts[0].reason == (
+        "no results yet for this environment; run `adrbench run`"
+    )
+
+
+def test_only_fired_failed_and_stale_need_attention() -> None:
+    # GIVEN every outcome WHEN asked whether it reopens a decision THEN unknown does not
+    assert {o.value for o in Outcome if o.needs_attention} == {"fired", "fails", "stale"}
+
+
+def test_a_plain_madr_adr_is_judged_as_having_no_evidence() -> None:
+    # GIVEN an ADR without adrbench keys WHEN judged THEN it has no verdicts and no error
+    adr = parse_adr(Path(__file__).parent / "data" / "adr" / "plain" / "0004-use-plain-madr.md")
+    verdicts = judge_adr(adr, build_facts(make_finetune_sts_run(), probes=False))
+    assert (verdicts.evidence, verdicts.verdicts, verdicts.needs_attention) == ((), (), False)
+
+
+# --- expressions that cannot be judged -------------------------------------------------------
+
+
+def _one_claim(tmp_path: Path, condition: str) -> Adr:
+    path = tmp_path / "0005-x.md"
+    path.write_text(
+        f"---\nclaims:\n  - id: c\n    text: C\n    holds_if: {condition}\n---\n\n# X\n",
+        encoding="utf-8",
+    )
+    return parse_adr(path)
+
+
+def test_a_condition_that_is_a_number_is_an_error(tmp_path: Path) -> None:
+    # GIVEN holds_if that computes a number WHEN judged THEN the ADR line says to write a condition
+    adr = _one_claim(tmp_path, "model.parameters * 2")
+    with pytest.raises(AdrError) as info:
+        judge_adr(adr, build_facts(make_finetune_sts_run(), probes=False))
+    assert str(info.value) == (
+        "1 problem in ADRs\n"
+        f"{adr.path}:5: claims[0].holds_if: evaluates to 45426432.0, not true or false; write a "
+        "condition, e.g. 'model.parameters >= 7B'\n"
+        "    model.parameters * 2\n"
+        "    ^~~~~~~~~~~~~~~~~~~~"
+    )
+
+
+def test_a_type_mismatch_names_the_adr_line_and_column(tmp_path: Path) -> None:
+    # GIVEN a string compared with a number WHEN judged THEN file, line and caret are given
+    adr = _one_claim(tmp_path, "env.device > 1")
+    with pytest.raises(AdrError) as info:
+        judge_adr(adr, build_facts(make_finetune_sts_run(), probes=False))
+    assert str(info.value) == (
+        "1 problem in ADRs\n"
+        f"{adr.path}:5: claims[0].holds_if: cannot compare 'cpu' > 1.0; both sides must be "
+        "numbers, strings or booleans alike\n"
+        "    env.device > 1\n"
+        "    ^~~~~~~~~~~~~~"
+    )
+
+
+# --- judge_all: which run --------------------------------------------------------------------
+
+
+def test_judge_all_uses_the_latest_run_of_this_environment(tmp_path: Path) -> None:
+    # GIVEN an older run here and a newer run from a CUDA machine WHEN judged for this machine
+    # THEN the run from this environment decides
+    here = make_finetune_sts_run(run_id="20261128T100000Z-finetune_sts-quick-0001")
+    cuda_env = make_environment("cuda-box", cuda_available=True, device_kind="cuda")
+    other = make_finetune_sts_run(
+        run_id="20261128T110000Z-finetune_sts-quick-0001", environment=cuda_env
+    )
+    store.write_run(here, tmp_path)
+    store.write_run(other, tmp_path)
+    judgement = judge(REPO_ADRS, tmp_path, probes=False, environment="cpu-2core-24g")
+    assert judgement.run is not None
+    assert judgement.run.run_id == "20261128T100000Z-finetune_sts-quick-0001"
+    assert outcomes(judgement.verdicts[1])["cuda"] == "not fired"
+    latest = judge_all(REPO_ADRS, tmp_path, run="latest", probes=False)
+    assert outcomes(latest[1])["cuda"] == "fired"
+
+
+def test_judge_all_with_no_run_for_this_environment_reports_unknown(tmp_path: Path) -> None:
+    # GIVEN only a run from another machine WHEN judged here THEN results are unknown, not fine
+    store.write_run(make_run(environment=make_environment("elsewhere")), tmp_path)
+    judgement = judge(REPO_ADRS, tmp_path, probes=False, environment="cpu-2core-24g")
+    assert judgement.run is None
+    assert outcomes(judgement.verdicts[0])["lora-faster"] == "unknown"
+
+
+def test_judge_all_judges_only_the_named_adrs(tmp_path: Path) -> None:
+    # GIVEN one ADR named WHEN judged THEN only its verdicts come back
+    store.write_run(make_finetune_sts_run(), tmp_path)
+    only = [REPO_ADRS / "0003-cosine-similarity-loss.md"]
+    verdicts = judge_all(REPO_ADRS, tmp_path, probes=False, only=only, environment="cpu-2core-24g")
+    assert [v.number for v in verdicts] == [3]
+    assert outcomes(verdicts[0]) == {
+        "cosine-not-worse": "holds",
+        "cosine-improves-zero-shot": "holds",
+        "cosent-clearly-better": "not fired",
+    }
