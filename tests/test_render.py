@@ -7,10 +7,13 @@ Golden files live in tests/data/golden/; regenerate them after an intended chang
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import jinja2
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from adrbench import render
 from adrbench.render import (
@@ -18,15 +21,18 @@ from adrbench.render import (
     Chart,
     EvidenceRun,
     IndexEntry,
+    JudgedAdr,
     combine_verdicts,
     evidence_scenarios,
     format_value,
+    plan_reports,
     render_appendix,
     render_evidence_block,
     render_index,
     verdict_line,
 )
 from adrbench.results import FailureKind, RunRecord
+from adrbench.scenario import Scenario
 from adrbench.verdicts import AdrVerdicts
 from factories import (
     make_adr_verdicts,
@@ -314,3 +320,42 @@ def test_template_value_missing_fails_the_render_instead_of_printing_nothing() -
     # THEN jinja2's StrictUndefined stops it
     with pytest.raises(jinja2.UndefinedError, match="'headline' is undefined"):
         render._ENV.get_template("evidence_block.md.j2").render(appendix_link="x.md")
+
+
+def test_columns_with_different_scenario_settings_are_marked_not_comparable() -> None:
+    # GIVEN the same scenario name run with 40 steps on one machine and 360 on another
+    quick = make_run([make_ok("lora", method="lora", steps=40)])
+    other = make_environment("cuda-box", device_name="H100")
+    full_scenario = Scenario(name="lora", method="lora", max_steps=360)
+    full = make_run([make_ok("lora", scenario=full_scenario)], environment=other)
+    adr = make_adr_verdicts([])
+    runs = (evidence(quick, adr), evidence(full, adr))
+    # WHEN the appendix is rendered
+    text = render_appendix(AppendixInput(adr, ADR_LINK, runs, ("lora",), ()))
+    # THEN a row shows both configuration fingerprints and says they are not comparable
+    a, b = quick.scenarios[0].fingerprint[:12], full_scenario.fingerprint()[:12]
+    assert a != b
+    assert f"| Config fingerprint (differs: not comparable) | `{a}` | `{b}` |" in {
+        " ".join(line.split()) for line in text.splitlines()
+    }
+
+
+@settings(max_examples=50, deadline=None)
+@given(before=st.text(max_size=80), after=st.text(max_size=80))
+def test_adr_text_around_the_block_survives_plan_reports(before: str, after: str) -> None:
+    # GIVEN an ADR file with arbitrary text around an existing evidence block
+    assume(not any(line.strip().startswith("<!-- ") for line in (before + after).splitlines()))
+    head = before if before.endswith(("\n", "\r")) or not before else before + "\n"
+    original = f"{head}<!-- adrbench:evidence -->\nold\n<!-- /adrbench:evidence -->\n{after}"
+    with tempfile.TemporaryDirectory() as tmp:
+        adr_dir = Path(tmp) / "adr"
+        adr_dir.mkdir()
+        path = adr_dir / "0002-qlora-skipped-for-small-models.md"
+        path.write_bytes(original.encode("utf-8"))
+        judged = JudgedAdr(make_adr_verdicts(path=str(path)), ())
+        # WHEN the report files are planned
+        outputs = plan_reports([judged], adr_dir, Path(tmp) / "results")
+    # THEN the ADR's new text differs from the old only between the markers
+    new = outputs[path].decode("utf-8")
+    assert new.startswith(f"{head}<!-- adrbench:evidence -->\n**Evidence** ([appendix](")
+    assert new.endswith(f"\n<!-- /adrbench:evidence -->\n{after}")

@@ -316,6 +316,15 @@ def _scenario_table(name: str, runs: Sequence[EvidenceRun]) -> str:
         ["Status", *(_cell(_status_cell(r)) for r in results)],
         ["Method", *(_cell(_method_cell(r)) if r else _NOT_MEASURED for r in results)],
     ]
+    if len({r.fingerprint for r in results if r is not None}) > 1:
+        # Same name, different settings (e.g. quick on one machine, full on another): say so
+        # rather than let the columns pass for a like-for-like comparison.
+        rows.append(
+            [
+                "Config fingerprint (differs: not comparable)",
+                *(_code(r.fingerprint[:12]) if r else _NOT_MEASURED for r in results),
+            ]
+        )
 
     def add(label: str, cell: Callable[[Metrics], str | None]) -> None:
         cells = [cell(m) if m is not None else None for m in metrics]
