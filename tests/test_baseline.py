@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from adrbench.baseline import (
+    BaselineError,
+    baseline_path,
+    find_baseline,
+    list_baselines,
+    load_baseline,
+    save_baseline,
+)
+from adrbench.cli import main
+from adrbench.errors import ResultsError
+from adrbench.store import write_run
+from factories import make_environment, make_failed, make_ok, make_run, make_skipped
+
+CPU = "cpu-2core-24g"
+
+
+def test_a_baseline_is_stored_per_environment_suite_and_profile(tmp_path: Path) -> None:
+    # GIVEN a clean run on this machine
+    run = make_run(environment=make_environment(CPU))
+    # WHEN it becomes the baseline
+    path = save_baseline(run, tmp_path)
+    # THEN it lives under baselines/<environment>/<suite>-<profile>.json and loads back whole
+    assert path == tmp_path / "baselines" / CPU / "finetune_sts-quick.json"
+    loaded = load_baseline(tmp_path, CPU, "finetune_sts", "quick")
+    assert loaded.run == run
+    assert loaded.key == f"{CPU}/finetune_sts-quick"
+
+
+def test_updating_replaces_the_previous_baseline(tmp_path: Path) -> None:
+    save_baseline(make_run(run_id="old"), tmp_path)
+    save_baseline(make_run(run_id="new"), tmp_path)
+    assert [b.run.run_id for b in list_baselines(tmp_path)] == ["new"]
+
+
+def test_a_run_with_failed_scenarios_cannot_become_a_baseline(tmp_path: Path) -> None:
+    run = make_run([make_ok("full"), make_failed("broken")], run_id="r1")
+    with pytest.raises(BaselineError) as info:
+        save_baseline(run, tmp_path)
+    assert str(info.value) == (
+        "run r1: scenarios 'broken' failed; a baseline must be a clean run — fix them and rerun "
+        "`adrbench run`, then update the baseline"
+    )
+    assert not (tmp_path / "baselines").exists()
+
+
+def test_a_run_that_measured_nothing_cannot_become_a_baseline(tmp_path: Path) -> None:
+    with pytest.raises(BaselineError) as info:
+        save_baseline(make_run([make_skipped("qlora")], run_id="r1"), tmp_path)
+    assert str(info.value) == (
+        "run r1: no scenario measured anything (all skipped); nothing to use as a baseline on "
+        "this machine"
+    )
+
+
+def test_a_missing_baseline_names_the_file_the_other_machines_and_the_fix(tmp_path: Path) -> None:
+    # GIVEN baselines for two other machines only
+    save_baseline(make_run(environment=make_environment("cuda-a100")), tmp_path)
+    save_baseline(make_run(environment=make_environment("mps-m2")), tmp_path)
+    # WHEN the gate asks for this machine's
+    with pytest.raises(BaselineError) as info:
+        load_baseline(tmp_path, CPU, "finetune_sts", "quick")
+    # THEN the message says where it looked, what exists and how to record one
+    assert str(info.value) == (
+        f"{tmp_path}/baselines/{CPU}/finetune_sts-quick.json: no baseline for environment "
+        f"{CPU!r} (suite 'finetune_sts', profile 'quick'); baselines exist for: cuda-a100, "
+        "mps-m2; record one with `adrbench baseline update` after a clean run on this machine, "
+        "and commit it"
+    )
+
+
+def test_a_baseline_in_another_machines_directory_is_refused(tmp_path: Path) -> None:
+    # GIVEN a baseline copied by hand into the wrong environment's directory
+    source = save_baseline(make_run(environment=make_environment("cuda-a100")), tmp_path)
+    wrong = tmp_path / "baselines" / CPU / "finetune_sts-quick.json"
+    wrong.parent.mkdir(parents=True)
+    shutil.copy(source, wrong)
+    with pytest.raises(BaselineError) as info:
+        load_baseline(tmp_path, CPU, "finetune_sts", "quick")
+    assert str(info.value) == (
+        f"{wrong}: holds a run of environment 'cuda-a100' but sits in the directory of "
+        f"{CPU!r}; the gate would use it for the wrong machine — record it again with "
+        "`adrbench baseline update --run RUN` and delete this file"
+    )
+
+
+def test_a_corrupt_baseline_is_an_error_not_skipped(tmp_path: Path) -> None:
+    path = save_baseline(make_run(), tmp_path)
+    path.write_text("{", encoding="utf-8")
+    with pytest.raises(ResultsError, match=r"not valid JSON"):
+        list_baselines(tmp_path)
+
+
+def test_an_unsafe_fingerprint_cannot_name_a_file(tmp_path: Path) -> None:
+    with pytest.raises(BaselineError) as info:
+        baseline_path(tmp_path, "../etc", "finetune_sts", "quick")
+    assert str(info.value) == (
+        "environment fingerprint '../etc' cannot name a baseline file; use letters, digits and "
+        ". _ + -"
+    )
+
+
+def test_find_baseline_by_name_or_path_and_none_for_a_run_id(tmp_path: Path) -> None:
+    path = save_baseline(make_run(), tmp_path)
+    by_name = find_baseline(f"{CPU}/finetune_sts-quick", tmp_path)
+    by_path = find_baseline(str(path), tmp_path)
+    assert by_name is not None
+    assert by_path is not None
+    assert by_name.path == by_path.path == path
+    assert find_baseline("20261128T120000Z-finetune_sts-quick-0001", tmp_path) is None
+
+
+def test_baseline_update_and_show_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a run in the results directory
+    write_run(make_run(), tmp_path)
+    # WHEN it is made the baseline (newest run by default) and listed
+    assert main(["baseline", "update", "--results-dir", str(tmp_path)]) == 0
+    assert main(["baseline", "show", "--results-dir", str(tmp_path)]) == 0
+    # THEN the update says which file to commit and show lists it
+    path = tmp_path / "baselines" / CPU / "finetune_sts-quick.json"
+    out = capsys.readouterr().out
+    assert out == (
+        f"baseline {CPU}/finetune_sts-quick <- run 20261128T120000Z-finetune_sts-quick-0001\n"
+        f"{path}\n"
+        f"commit it: git add {path}\n"
+        "baseline                          run                                       "
+        "started                   commit  ok scenarios\n"
+        "--------------------------------  ----------------------------------------  "
+        "--------------------  ----------  --------------\n"
+        f"{CPU}/finetune_sts-quick  20261128T120000Z-finetune_sts-quick-0001  "
+        "2026-11-28T12:00:00Z  0123456789  2/3\n"
+    )
+
+
+def test_baseline_update_of_a_failed_run_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_run(make_run([make_failed("broken")], run_id="r1"), tmp_path)
+    assert main(["baseline", "update", "--run", "r1", "--results-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        "adrbench baseline: error: run r1: scenarios 'broken' failed; a baseline must be a clean "
+        "run — fix them and rerun `adrbench run`, then update the baseline\n"
+    )
+
+
+def test_baseline_show_with_none_says_how_to_make_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["baseline", "show", "--results-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == (
+        f"no baselines under {tmp_path}/baselines; run `adrbench baseline update`\n"
+    )
