@@ -160,9 +160,13 @@ def _rows(adr: AdrVerdicts, facts: Facts) -> list[list[str]]:
     for kind in (Kind.CLAIM, Kind.TRIGGER, Kind.PREMISE):
         for v in adr.of_kind(kind):
             values = _values(v, facts)
-            if v.reason:
+            # Overridden values already say "(what-if)"; keep the rest of the reason.
+            reason = "; ".join(
+                part for part in (v.reason or "").split("; ") if not part.startswith("what-if: ")
+            )
+            if reason:
                 label = "why" if v.outcome is Outcome.UNKNOWN else "note"
-                values = f"{values}; {label}: {v.reason}" if values else f"{label}: {v.reason}"
+                values = f"{values}; {label}: {reason}" if values else f"{label}: {reason}"
             rows.append([_SHOWN[v.outcome], v.kind.value, v.id, v.expression, values])
     return rows
 
