@@ -155,6 +155,7 @@ def _bars(
                     color="#555555",
                 )
     axes.set_xticks(range(len(scenarios)), list(scenarios))
+    axes.set_xlim(-0.6, max(len(scenarios), 3) - 0.4)  # one or two scenarios: no slab-wide bars
     axes.set_ylim(0.0, top * 1.15 if top > 0 else 1.0)
     if value == "throughput":
         axes.set_ylabel("samples/s (error bar: stdev of per-step rates)")

@@ -261,8 +261,8 @@ def _spearman_cell(metrics: Metrics, split: str) -> str:
     before = (metrics.before or {}).get(split)
     if after is None:
         return _NOT_MEASURED
-    if before is None:
-        return f"{after.spearman:.3f}"
+    if before is None:  # evaluate_before was off: no zero-shot score
+        return f"{_NOT_MEASURED} → {after.spearman:.3f}"
     delta = after.spearman - before.spearman
     return f"{before.spearman:.3f} → {after.spearman:.3f} ({delta:+.3f})"
 
