@@ -420,7 +420,7 @@ class JointRule(Rule):
             return None
         if not baseline.throughput.step_times_s or not current.throughput.step_times_s:
             return None
-        log_change, p = _time_change(baseline, current, self.normalise, self.process_cv)
+        log_change, _p_speed = _time_change(baseline, current, self.normalise, self.process_cv)
         faster = log_change < 0
         drop = b - c
         message = (
@@ -437,7 +437,7 @@ class JointRule(Rule):
             change=c - b,
             relative=False,
             threshold=self.max_decrease,
-            p_value=p,
+            p_value=None,  # judged on the accuracy change, which has no noise model
             lower_is_better=False,
             worse=faster and drop > 0,
             beyond=drop > self.max_decrease + 1e-12,
