@@ -27,6 +27,7 @@ __all__ = [
     "window_peak_rss_bytes",
     "matmul_peak_flops_per_s",
     "matmul_parameters",
+    "count_parameters",
     "TRAIN_FLOPS_FORMULA",
     "train_flops",
 ]
@@ -86,15 +87,34 @@ def matmul_peak_flops_per_s(device: str, dtype: torch.dtype, *, seconds: float =
     return 2.0 * n**3 / best
 
 
+def _logical_numel(parameter: torch.nn.Parameter) -> int:
+    # bitsandbytes packs two 4-bit weights per byte; its quant_state keeps the logical shape.
+    state = getattr(parameter, "quant_state", None)
+    if state is not None and getattr(state, "shape", None) is not None:
+        return int(torch.Size(state.shape).numel())
+    return parameter.numel()
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameters, counting 4-bit packed weights at their logical size."""
+    total = trainable = 0
+    for parameter in model.parameters():
+        n = _logical_numel(parameter)
+        total += n
+        if parameter.requires_grad:
+            trainable += n
+    return total, trainable
+
+
 def matmul_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(all, trainable) weights of 2-D matmul layers, embeddings excluded (they are lookups)."""
     total = trainable = 0
     for name, parameter in model.named_parameters():
-        if parameter.dim() != 2 or "embeddings" in name:
+        if "embeddings" in name or (parameter.dim() != 2 and not hasattr(parameter, "quant_state")):
             continue
-        total += parameter.numel()
+        total += _logical_numel(parameter)
         if parameter.requires_grad:
-            trainable += parameter.numel()
+            trainable += _logical_numel(parameter)
     return total, trainable
 
 

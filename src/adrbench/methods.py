@@ -126,6 +126,14 @@ def _build_qlora(scenario: Scenario, device: str) -> SentenceTransformer:
     from peft import prepare_model_for_kbit_training
 
     model = _load_quantized(scenario, device)
+    if device == "cpu":
+        # bitsandbytes 0.50 repacks 4-bit weights for its AVX512-BF16 inference kernel the first
+        # time a layer runs in eval mode; that kernel then also serves training and fails on an
+        # in-place bias add ("a view of a leaf Variable ... in-place"). Evaluating before training
+        # is part of every scenario, so keep the trainable layout.
+        for module in model.modules():
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
     prepare_model_for_kbit_training(model[0].auto_model, use_gradient_checkpointing=False)
     return _add_lora(model, scenario)
 

@@ -146,8 +146,7 @@ def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> S
     before = evaluate_all() if scenario.evaluate_before else None
     evaluate_s = time.perf_counter() - start
 
-    total_parameters = sum(p.numel() for p in model.parameters())
-    trainable_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total_parameters, trainable_parameters = measure.count_parameters(model)
     n_matmul, n_trainable_matmul = measure.matmul_parameters(model)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     peak_flops = measure.matmul_peak_flops_per_s(device, dtype[scenario.dtype])
