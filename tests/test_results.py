@@ -68,3 +68,12 @@ def test_write_never_overwrites_and_latest_is_the_newest(tmp_path: Path) -> None
     twin = json.loads((tmp_path / "runs" / f"{new.run_id}.benchmark.json").read_text())
     assert [b["name"] for b in twin["benchmarks"]] == ["train_step[full]", "train_step[lora]"]
     assert twin["adrbench_not_measured"] == [{"name": "qlora", "status": "skipped", "why": "cuda_unavailable"}]
+
+
+def test_a_results_folder_names_its_newest_run(tmp_path: Path) -> None:
+    from adrbench.store import resolve_run
+
+    write_run(make_run(run_id="20261128T120000Z-s-quick-aaaa"), tmp_path)
+    write_run(make_run(run_id="20261128T130000Z-s-quick-bbbb"), tmp_path)
+    assert resolve_run(str(tmp_path)).run_id == "20261128T130000Z-s-quick-bbbb"
+    assert resolve_run("20261128T120000Z-s-quick-aaaa", tmp_path).run_id.endswith("aaaa")

@@ -115,7 +115,8 @@ def latest_run(
 
 
 def resolve_run(spec: str | None, results_dir: Path = DEFAULT_RESULTS_DIR) -> RunRecord:
-    """A run named on the command line: a path, a run id, or None/"latest" for the newest."""
+    """A run named on the command line: a run file, a results folder (its newest run), a run id,
+    or None/"latest" for the newest run in ``results_dir``."""
     if spec is None or spec == "latest":
         run = latest_run(results_dir)
         if run is None:
@@ -124,6 +125,8 @@ def resolve_run(spec: str | None, results_dir: Path = DEFAULT_RESULTS_DIR) -> Ru
             )
         return run
     candidate = Path(spec)
+    if candidate.is_dir():
+        return resolve_run(None, candidate)
     if candidate.suffix == ".json" or candidate.exists():
         return load_run(candidate)
     return load_run(run_path(results_dir, spec))
