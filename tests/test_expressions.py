@@ -451,3 +451,12 @@ def test_the_audit_watch_sees_file_access() -> None:
         eval("1 + 1")
     assert events[0] == "open"
     assert "exec" in events
+
+
+def test_calculated_sides_of_a_comparison_are_reported() -> None:
+    # GIVEN a ratio compared with a threshold WHEN evaluated THEN the ratio itself is reported
+    result = run("results.full.samples_per_s / results.lora.samples_per_s >= 1 and max(1, 2) > 0")
+    assert dict(result.computed) == {
+        "results.full.samples_per_s / results.lora.samples_per_s": pytest.approx(22 / 19),
+        "max(1, 2)": 2.0,
+    }

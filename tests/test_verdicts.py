@@ -124,6 +124,12 @@ def test_lora_slower_than_full_fails_the_speed_claim(adrs: dict[int, Adr]) -> No
         "full-ft-outgrows-laptop": "not fired",
         "lora-quality-gap": "not fired",
     }
+    ratio = verdicts.verdicts[0]
+    assert ratio.computed == {
+        "results.full.trainable_parameters / results.lora.trainable_parameters": pytest.approx(
+            22_713_216 / 331_776
+        )
+    }
     speed = verdicts.verdicts[1]
     assert speed.values == {
         "results.lora.samples_per_s": pytest.approx(20.0),

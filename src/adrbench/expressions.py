@@ -450,11 +450,14 @@ class Evaluation:
         value: The result, or None when it is unknown.
         values: Every fact it read, by dotted name: the value, or a :class:`Missing`.
         unknown: Why the result is unknown (one sentence per missing fact), empty when known.
+        computed: Each compared side that is a calculation rather than a plain name or number,
+            by its source text (e.g. ``{"a / b": 68.5}``), so a report can show the ratio.
     """
 
     value: Value | None
     values: Mapping[str, Value | Missing]
     unknown: tuple[str, ...]
+    computed: Mapping[str, float] = field(default_factory=dict)
 
 
 class _Unknown:
@@ -476,6 +479,7 @@ class _Evaluator:
         self.suggest = suggest
         self.values: dict[str, Value | Missing] = {}
         self.reasons: list[str] = []
+        self.computed: dict[str, float] = {}
 
     def fail(self, message: str, node: _Node) -> ExpressionError:
         return ExpressionError(message, self.expression.source, node.start, node.end)
@@ -567,6 +571,9 @@ class _Evaluator:
 
     def compare(self, node: _Compare) -> _Result:
         values = [self.eval(o) for o in node.operands]
+        for operand, value in zip(node.operands, values, strict=True):
+            if isinstance(operand, _Binary | _Call) and isinstance(value, float):
+                self.computed[self.expression.source[operand.start : operand.end]] = value
         outcome: bool | _Unknown = True
         for i, op in enumerate(node.ops):
             left, right = values[i], values[i + 1]
@@ -641,5 +648,5 @@ def evaluate(
     evaluator = _Evaluator(expression, lookup, suggest or (lambda _name: ()))
     result = evaluator.eval(expression._tree)
     if isinstance(result, _Unknown):
-        return Evaluation(None, evaluator.values, tuple(evaluator.reasons))
-    return Evaluation(result, evaluator.values, ())
+        return Evaluation(None, evaluator.values, tuple(evaluator.reasons), evaluator.computed)
+    return Evaluation(result, evaluator.values, (), evaluator.computed)

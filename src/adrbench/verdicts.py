@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adrbench.adr import Adr, AdrError, Item, Problem, adr_paths, lint
@@ -55,6 +55,8 @@ class Verdict:
         outcome: The verdict.
         values: The facts that decided it, by dotted name (e.g. {"model.parameters": 22713216}).
         reason: Why the outcome is unknown (or other short context); None when plain.
+        computed: Compared sides that are calculations, by source text (e.g. the ratio in
+            ``a / b >= 50``), so the number the verdict turned on can be shown.
     """
 
     kind: Kind
@@ -64,6 +66,7 @@ class Verdict:
     outcome: Outcome
     values: Mapping[str, object]
     reason: str | None = None
+    computed: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,7 @@ def judge_item(adr: Adr, item: Item, facts: Facts) -> Verdict:
             Outcome.UNKNOWN,
             values,
             reason,
+            dict(result.computed),
         )
     if not isinstance(result.value, bool):
         raise _problem(
@@ -159,6 +163,7 @@ def judge_item(adr: Adr, item: Item, facts: Facts) -> Verdict:
         outcome,
         values,
         "; ".join(notes) or None,
+        dict(result.computed),
     )
 
 

@@ -26,6 +26,7 @@ from adrbench.errors import UserError
 from adrbench.expressions import Value
 from adrbench.facts import Facts
 from adrbench.render import format_value
+from adrbench.units import format_count
 from adrbench.verdicts import AdrVerdicts, Judgement, Kind, Outcome, Verdict, judge
 
 __all__ = ["add_arguments", "format_json", "format_markdown", "format_table", "run"]
@@ -100,7 +101,14 @@ def _value(name: str, value: object, facts: Facts) -> str:
 
 
 def _values(verdict: Verdict, facts: Facts) -> str:
-    return ", ".join(_value(n, v, facts) for n, v in verdict.values.items())
+    shown = [_value(n, v, facts) for n, v in verdict.values.items()]
+    if verdict.computed:
+        # The calculated side of a comparison (e.g. the ratio), next to the condition's column.
+        numbers = [
+            format_count(v) if abs(v) >= 1e4 else f"{v:.4g}" for v in verdict.computed.values()
+        ]
+        shown.append(f"computed {' and '.join(numbers)}")
+    return ", ".join(shown)
 
 
 def _headline(adr: AdrVerdicts) -> str:
@@ -247,6 +255,7 @@ def format_json(judgement: Judgement) -> str:
                         "outcome": v.outcome.value,
                         "values": dict(v.values),
                         "reason": v.reason,
+                        "computed": dict(v.computed),
                     }
                     for v in adr.verdicts
                 ],
