@@ -96,6 +96,7 @@ def test_json_output_carries_run_values_and_outcomes(
         "outcome": "not fired",
         "values": {"model.parameters": 22713216.0},
         "reason": None,
+        "computed": {},
     }
     assert by_id["bnb-needs-cuda"]["outcome"] == "unknown"
     assert by_id["bnb-needs-cuda"]["reason"] == (
