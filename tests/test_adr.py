@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from adrbench.adr import EVIDENCE_BEGIN, EVIDENCE_END, AdrError, lint, load_adrs, parse_adr
+from adrbench.adr import (
+    EVIDENCE_BEGIN,
+    EVIDENCE_END,
+    MAX_YAML_DEPTH,
+    AdrError,
+    lint,
+    load_adrs,
+    parse_adr,
+)
 
 DATA = Path(__file__).parent / "data" / "adr"
 REPO_ADRS = Path(__file__).parents[1] / "adr"
@@ -303,3 +314,66 @@ def test_lint_checks_fact_names_and_suggests_the_nearest(tmp_path: Path) -> None
         "    results.lora.peak_rss < 4GiB\n"
         "    ^~~~~~~~~~~~~~~~~~~~~"
     ]
+
+
+# --- hostile front matter --------------------------------------------------------------------
+
+
+def test_yaml_anchors_and_aliases_are_refused(tmp_path: Path) -> None:
+    # GIVEN a self-referencing alias (which would make reading it recurse forever) WHEN parsed
+    # THEN it is refused at its line and column
+    path = write(tmp_path, "0001-x.md", "status: accepted\nclaims: &a [*a]\n")
+    assert problems_of(path) == (
+        "1 problem in ADRs\n"
+        f"{path}:3: YAML anchors and aliases (&name, *name) are not allowed in front matter; "
+        "write the value out\n"
+        "    claims: &a [*a]\n"
+        "            ^"
+    )
+
+
+def test_deeply_nested_front_matter_is_refused(tmp_path: Path) -> None:
+    # GIVEN 2000 nested lists WHEN parsed THEN a clear error instead of a RecursionError
+    path = write(tmp_path, "0001-x.md", "x: " + "[" * 2000 + "]" * 2000 + "\n")
+    with pytest.raises(AdrError) as info:
+        parse_adr(path)
+    (problem,) = info.value.problems
+    assert (problem.line, problem.message) == (
+        2,
+        f"front matter nests deeper than {MAX_YAML_DEPTH} levels; flatten it",
+    )
+
+
+_YAML_PIECES = st.sampled_from(
+    [
+        *"abc:-[]{},'\"#&*!|>%@` \n\t",
+        "status: ",
+        "accepted",
+        "claims:\n",
+        "  - id: x\n",
+        "    text: y\n",
+        "    holds_if: ",
+        "model.parameters >= 7B",
+        "revisit_when: ",
+        "premises: ",
+        "evidence: ",
+        "supersedes: ",
+        "!!python/object:os.system",
+        "&a ",
+        "*a",
+        "2026-01-01",
+        "---",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_YAML_PIECES, max_size=40).map("".join))
+def test_any_front_matter_gives_an_adr_or_adr_errors(front_matter: str) -> None:
+    # GIVEN arbitrary front matter WHEN linted THEN the outcome is an ADR or located problems,
+    # never another exception
+    with tempfile.TemporaryDirectory() as directory:
+        path = write(Path(directory), "0001-x.md", front_matter + "\n")
+        result = lint([path])  # collects problems instead of raising
+    assert result.adrs or result.problems
+    assert all(p.line >= 1 for p in result.problems)

@@ -39,6 +39,8 @@ __all__ = [
     "EVIDENCE_BEGIN",
     "EVIDENCE_END",
     "MADR_KEYS",
+    "MAX_FRONT_MATTER_CHARS",
+    "MAX_YAML_DEPTH",
     "OUR_KEYS",
     "STATUSES",
     "Adr",
@@ -57,6 +59,8 @@ __all__ = [
 STATUSES = ("proposed", "rejected", "accepted", "deprecated")
 MADR_KEYS = ("status", "date", "decision-makers", "consulted", "informed")
 OUR_KEYS = ("evidence", "claims", "revisit_when", "premises", "supersedes", "superseded-by")
+MAX_FRONT_MATTER_CHARS = 100_000
+MAX_YAML_DEPTH = 16
 EVIDENCE_BEGIN = "<!-- adrbench:evidence -->"
 EVIDENCE_END = "<!-- /adrbench:evidence -->"
 
@@ -217,6 +221,54 @@ def _yaml_problem(error: yaml.YAMLError, errors: _Collector, offset: int) -> Non
     line = (mark.line + 1 + offset) if mark is not None else 1 + offset
     column = mark.column if mark is not None else None
     errors.add(line, None, f"front matter is not valid YAML: {what}", column)
+
+
+def _plain_yaml(source: str, errors: _Collector, offset: int) -> bool:
+    """Refuse what ADR front matter never needs and could make reading it unbounded.
+
+    One linear pass over PyYAML's event stream (which is not recursive): too much text, anchors
+    and aliases (``&a`` / ``*a`` can build self-referencing or exponentially shared trees), and
+    nesting deeper than :data:`MAX_YAML_DEPTH` (the composer recurses per level).
+    """
+    if len(source) > MAX_FRONT_MATTER_CHARS:
+        errors.add(
+            offset + 1,
+            None,
+            f"front matter is {len(source)} characters long; the limit is "
+            f"{MAX_FRONT_MATTER_CHARS}, move long text into the body",
+        )
+        return False
+    depth = 0
+    try:
+        for event in yaml.parse(source, Loader=yaml.SafeLoader):
+            mark = event.start_mark
+            line = (mark.line if mark is not None else 0) + 1 + offset
+            column = mark.column if mark is not None else None
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                errors.add(
+                    line,
+                    None,
+                    "YAML anchors and aliases (&name, *name) are not allowed in front matter; "
+                    "write the value out",
+                    column,
+                )
+                return False
+            if isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    errors.add(
+                        line,
+                        None,
+                        f"front matter nests deeper than {MAX_YAML_DEPTH} levels; flatten it",
+                        column,
+                    )
+                    return False
+            elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+                depth -= 1
+    except yaml.YAMLError as error:
+        _yaml_problem(error, errors, offset)
+        return False
+    return True
 
 
 def _line_map(node: yaml.Node, offset: int, errors: _Collector) -> dict[str, int]:
@@ -523,12 +575,13 @@ def _parse(path: Path, text: str) -> tuple[Adr | None, list[Problem]]:
         body_start = last + 1
         source = "\n".join(lines[first:last]) + "\n"
         offset = first  # YAML line 0 is file line first + 1
-        try:
-            node = yaml.compose(source, Loader=yaml.SafeLoader)
-            raw = yaml.load(source, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as error:
-            _yaml_problem(error, errors, offset)
-            node, raw = None, None
+        node, raw = None, None
+        if _plain_yaml(source, errors, offset):
+            try:
+                node = yaml.compose(source, Loader=yaml.SafeLoader)
+                raw = yaml.load(source, Loader=yaml.SafeLoader)
+            except yaml.YAMLError as error:
+                _yaml_problem(error, errors, offset)
         if node is not None:
             line_of = _line_map(node, offset, errors)
         if raw is None:
