@@ -23,7 +23,6 @@ from tabulate import tabulate
 
 from adrbench.adr import resolve_adr_args
 from adrbench.errors import UserError
-from adrbench.expressions import Value
 from adrbench.facts import Facts
 from adrbench.render import format_value
 from adrbench.units import format_count
@@ -137,14 +136,10 @@ def _source(judgement: Judgement) -> str:
     lines = [f"Judged against {where}."]
     if judgement.facts.what_if:
         overrides = ", ".join(
-            f"{n} = {_plain(n, v)}" for n, v in sorted(judgement.facts.what_if.items())
+            f"{n} = {format_value(n, v)}" for n, v in sorted(judgement.facts.what_if.items())
         )
         lines.append(f"What-if: {overrides}.")
     return "\n".join(lines)
-
-
-def _plain(name: str, value: Value) -> str:
-    return format_value(name, value)
 
 
 def _summary(judgement: Judgement) -> str:
