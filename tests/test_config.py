@@ -14,21 +14,40 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_scenario_round_trips_through_plain_data() -> None:
-    scenario = Scenario(name="lora", method="lora", lora=LoraSettings(r=4, target_modules=("query",)))
+    scenario = Scenario(
+        name="lora", method="lora", lora=LoraSettings(r=4, target_modules=("query",))
+    )
     assert Scenario.from_mapping(scenario.to_mapping()) == scenario
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"method": "qlra"}, "x: scenario 's': method='qlra' is not allowed; choose one of 'full', 'lora', 'qlora'"),
-        ({"device": "tpu"}, "x: scenario 's': device='tpu' is not allowed; choose one of 'auto', 'cpu', 'cuda', 'mps'"),
-        ({"dtype": "fp8"}, "x: scenario 's': dtype='fp8' is not allowed; choose one of 'float32', 'bfloat16', 'float16'"),
+        (
+            {"method": "qlra"},
+            "x: scenario 's': method='qlra' is not allowed; choose one of 'full', 'lora', 'qlora'",
+        ),
+        (
+            {"device": "tpu"},
+            "x: scenario 's': device='tpu' is not allowed; "
+            "choose one of 'auto', 'cpu', 'cuda', 'mps'",
+        ),
+        (
+            {"dtype": "fp8"},
+            "x: scenario 's': dtype='fp8' is not allowed; "
+            "choose one of 'float32', 'bfloat16', 'float16'",
+        ),
         ({"batch_size": 0}, "x: scenario 's': batch_size=0 must be > 0"),
         ({"batch_size": 2.5}, "x: scenario 's': batch_size=2.5 must be an integer"),
         ({"warmup_ratio": 1.5}, "x: scenario 's': warmup_ratio=1.5 must be in [0, 1)"),
-        ({"lerning_rate": 1e-4}, "x: unknown scenario field 'lerning_rate'; did you mean 'learning_rate'?"),
-        ({"lora": {"rank": 8}}, "x: unknown lora field 'rank'; known: alpha, dropout, r, target_modules"),
+        (
+            {"lerning_rate": 1e-4},
+            "x: unknown scenario field 'lerning_rate'; did you mean 'learning_rate'?",
+        ),
+        (
+            {"lora": {"rank": 8}},
+            "x: unknown lora field 'rank'; known: alpha, dropout, r, target_modules",
+        ),
         ({"lora": {"r": 0}}, "x: lora: r=0 must be an integer >= 1"),
     ],
 )
@@ -42,7 +61,10 @@ def test_invalid_scenario_fields_fail_with_field_value_and_choices(
 
 def test_fingerprint_ignores_timeout_and_injected_regressions_but_not_settings() -> None:
     base = Scenario(name="s")
-    assert Scenario(name="s", timeout_s=5, ballast_mb=10, extra_step_work=0.2).fingerprint() == base.fingerprint()
+    assert (
+        Scenario(name="s", timeout_s=5, ballast_mb=10, extra_step_work=0.2).fingerprint()
+        == base.fingerprint()
+    )
     assert Scenario(name="s", batch_size=32).fingerprint() != base.fingerprint()
 
 
@@ -53,13 +75,19 @@ def test_the_shipped_suite_has_both_profiles_and_the_adr_scenarios() -> None:
     assert set(quick) == set(full) == {"full", "lora", "qlora", "full_cosent"}
     assert quick["full"].max_steps == 40 and quick["full"].eval_pairs == 300
     assert full["full"].max_steps is None and full["full"].eval_pairs is None
-    assert (quick["lora"].method, quick["lora"].lora.r, quick["lora"].learning_rate) == ("lora", 8, 2e-4)
+    assert (quick["lora"].method, quick["lora"].lora.r, quick["lora"].learning_rate) == (
+        "lora",
+        8,
+        2e-4,
+    )
     assert quick["full_cosent"].loss == "CoSENTLoss"
 
 
 def test_overrides_apply_last_and_unknown_names_are_refused(tmp_path: Path) -> None:
     suite = load_suite(REPO / "bench" / "finetune_sts.toml")
-    (only,) = suite.scenarios("quick", only=["lora"], overrides=dict([parse_override("max_steps=7")]))
+    (only,) = suite.scenarios(
+        "quick", only=["lora"], overrides=dict([parse_override("max_steps=7")])
+    )
     assert (only.name, only.max_steps) == ("lora", 7)
     with pytest.raises(ScenarioError, match=r"no scenario 'lorra'; did you mean 'lora'\?"):
         suite.scenarios("quick", only=["lorra"])
@@ -69,7 +97,9 @@ def test_overrides_apply_last_and_unknown_names_are_refused(tmp_path: Path) -> N
 
 def test_a_bad_scenario_in_any_profile_fails_when_the_suite_loads(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
-    path.write_text('name = "s"\n[profiles.quick]\n[profiles.full]\nbatch_size = -1\n[[scenario]]\nname = "a"\n')
+    path.write_text(
+        'name = "s"\n[profiles.quick]\n[profiles.full]\nbatch_size = -1\n[[scenario]]\nname = "a"\n'
+    )
     with pytest.raises(ScenarioError) as info:
         load_suite(path)
     assert str(info.value) == f"{path}: scenario[0]: scenario 'a': batch_size=-1 must be > 0"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write_tiny_stsb
 
 from adrbench.data import DATA_DIR_ENV, load_stsb
 from adrbench.errors import UserError
 from adrbench.scenario import Scenario
 from adrbench.train import plan_batches
+from conftest import write_tiny_stsb
 
 
 def test_local_folder_loads_with_scores_normalised_and_hashes_recorded(tmp_path: Path) -> None:
@@ -22,7 +22,9 @@ def test_local_folder_loads_with_scores_normalised_and_hashes_recorded(tmp_path:
     assert set(data.info.sha256) == {"train", "dev", "test"}
 
 
-def test_env_var_is_used_when_no_folder_is_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_var_is_used_when_no_folder_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_tiny_stsb(tmp_path, pairs=5)
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     assert len(load_stsb().dev) == 5
@@ -60,7 +62,9 @@ def test_a_folder_without_the_files_is_named_with_what_is_missing(tmp_path: Path
         ("1.0\tonly one", "expected 3 tab-separated fields, got 2"),
     ],
 )
-def test_a_malformed_row_is_reported_with_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+def test_a_malformed_row_is_reported_with_file_and_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
     write_tiny_stsb(tmp_path, pairs=3)
     dev = tmp_path / "dev.tsv"
     dev.write_text(dev.read_text() + line + "\n")
@@ -86,9 +90,13 @@ def test_batches_are_seeded_cover_every_pair_and_length_grouping_cuts_padding() 
     assert sorted(i for b in plan for i in b) == list(range(320))
 
     def padding(batches: list[list[int]]) -> int:
-        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+        return sum(
+            max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches
+        )
 
-    grouped = plan_batches(320, Scenario(name="s", batch_size=16, seed=3, batching="length_grouped"), lengths)
+    grouped = plan_batches(
+        320, Scenario(name="s", batch_size=16, seed=3, batching="length_grouped"), lengths
+    )
     assert sorted(i for b in grouped for i in b) == list(range(320))
     assert padding(grouped) < padding(plan) / 4
 

@@ -22,8 +22,14 @@ CUDA = DeviceProbe(cuda_available=True, cuda_name="Pretend GPU", mps_available=F
 
 def tiny(tiny_model: Path, **fields: object) -> Scenario:
     base: dict[str, object] = {
-        "name": "tiny", "model": str(tiny_model), "method": "full", "max_steps": 6,
-        "timing_warmup_steps": 2, "batch_size": 8, "eval_pairs": 16, "timeout_s": 300,
+        "name": "tiny",
+        "model": str(tiny_model),
+        "method": "full",
+        "max_steps": 6,
+        "timing_warmup_steps": 2,
+        "batch_size": 8,
+        "eval_pairs": 16,
+        "timeout_s": 300,
     }
     base.update(fields)
     return Scenario.from_mapping(base)
@@ -91,7 +97,8 @@ def test_qlora_takes_the_quantized_path_when_the_probe_reports_cuda(
     assert result.status is Status.FAILED
     assert result.failure is not None
     assert (result.failure.type, result.failure.message) == (
-        "QuantizedLoadReached", "qlora on cuda"
+        "QuantizedLoadReached",
+        "qlora on cuda",
     )
 
 
@@ -105,7 +112,9 @@ def _fake_worker(code: str) -> tuple[str, ...]:
 
 
 def test_a_crashing_scenario_is_recorded_failed_with_its_stderr_tail() -> None:
-    worker = _fake_worker("import sys; sys.stderr.write('Traceback: kaboom in step 3\\n'); sys.exit(3)")
+    worker = _fake_worker(
+        "import sys; sys.stderr.write('Traceback: kaboom in step 3\\n'); sys.exit(3)"
+    )
     result = run_isolated(Scenario(name="crash"), worker=worker)
     assert result.status is Status.FAILED
     assert result.failure is not None
@@ -123,7 +132,9 @@ def test_a_process_killed_by_sigkill_is_recorded_as_out_of_memory() -> None:
 
 
 def test_a_scenario_past_its_timeout_is_killed_and_recorded_as_timeout() -> None:
-    worker = _fake_worker("import sys, time; sys.stderr.write('still going\\n'); sys.stderr.flush(); time.sleep(120)")
+    worker = _fake_worker(
+        "import sys, time; sys.stderr.write('still going\\n'); sys.stderr.flush(); time.sleep(120)"
+    )
     result = run_isolated(Scenario(name="slow", timeout_s=2), worker=worker)
     assert result.failure is not None
     assert result.failure.kind is FailureKind.TIMEOUT
@@ -131,7 +142,9 @@ def test_a_scenario_past_its_timeout_is_killed_and_recorded_as_timeout() -> None
     assert result.failure.stderr_tail == "still going\n"
 
 
-def test_one_failure_does_not_stop_the_scenarios_after_it(tiny_model: Path, tiny_stsb: Path) -> None:
+def test_one_failure_does_not_stop_the_scenarios_after_it(
+    tiny_model: Path, tiny_stsb: Path
+) -> None:
     broken = tiny(tiny_model, name="broken", loss="NoSuchLoss")
     fine = tiny(tiny_model, name="fine", evaluate_before=False)
     results = run_scenarios([broken, fine], data_dir=tiny_stsb)
@@ -142,7 +155,9 @@ def test_one_failure_does_not_stop_the_scenarios_after_it(tiny_model: Path, tiny
     )
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="train peak RSS needs /proc (Linux)")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="train peak RSS needs /proc (Linux)"
+)
 def test_peak_memory_is_per_scenario(tiny_model: Path, tiny_stsb: Path) -> None:
     # GIVEN three isolated runs: plain, holding a 500 MB buffer, then plain again
     base = tiny(tiny_model, evaluate_before=False, eval_pairs=8)

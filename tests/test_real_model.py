@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_STSB
 
 from adrbench.cli import main
 from adrbench.data import DATA_DIR_ENV
 from adrbench.results import Status
 from adrbench.store import latest_run
+from conftest import SHARED_STSB
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 def stsb() -> Path:
     path = Path(os.environ.get(DATA_DIR_ENV, SHARED_STSB))
     if not (path / "test.tsv").is_file():
-        pytest.skip(f"STS-B not found at {path}; set {DATA_DIR_ENV} (CI passes ../shared/data/stsb)")
+        pytest.skip(
+            f"STS-B not found at {path}; set {DATA_DIR_ENV} (CI passes ../shared/data/stsb)"
+        )
     return path
 
 
@@ -34,18 +36,36 @@ def test_real_suite_runs_lora_and_records_qlora_skipped(tmp_path: Path, stsb: Pa
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: qlora would run rather than skip")
     # WHEN lora and qlora run through the CLI, each in its own process
-    code = main([
-        "run", str(REPO / "bench" / "finetune_sts.toml"), "--only", "lora", "--only", "qlora",
-        "--set", "max_steps=6", "--set", "timing_warmup_steps=2", "--set", "eval_pairs=200",
-        "--data-dir", str(stsb), "--results-dir", str(tmp_path),
-    ])
+    code = main(
+        [
+            "run",
+            str(REPO / "bench" / "finetune_sts.toml"),
+            "--only",
+            "lora",
+            "--only",
+            "qlora",
+            "--set",
+            "max_steps=6",
+            "--set",
+            "timing_warmup_steps=2",
+            "--set",
+            "eval_pairs=200",
+            "--data-dir",
+            str(stsb),
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
     # THEN lora trained 0.34M of 23.1M parameters and qlora is skipped with its reason
     assert code == 0
     run = latest_run(tmp_path)
     assert run is not None
     lora, qlora = run.scenario("lora"), run.scenario("qlora")
     assert lora.status is Status.OK and lora.metrics is not None
-    assert (lora.metrics.trainable_parameters, lora.metrics.total_parameters) == (337_920, 23_051_136)
+    assert (lora.metrics.trainable_parameters, lora.metrics.total_parameters) == (
+        337_920,
+        23_051_136,
+    )
     assert qlora.status is Status.SKIPPED and qlora.skip is not None
     assert qlora.skip.reason == "cuda_unavailable"
     assert run.model is not None and run.model.weights_sha256 is not None

@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-from factories import make_failed, make_run
 
 from adrbench.errors import ResultsError
 from adrbench.results import SCHEMA_VERSION, run_from_json, run_to_json
 from adrbench.store import latest_run, load_run, write_run
+from factories import make_failed, make_run
 
 
 def test_run_record_round_trips_through_json() -> None:
@@ -54,7 +54,10 @@ def test_wrong_field_type_names_the_exact_path() -> None:
     data["scenarios"][0]["metrics"]["memory"]["peak_rss_bytes"] = "lots"
     with pytest.raises(ResultsError) as info:
         run_from_json(json.dumps(data), source="r.json")
-    assert str(info.value) == "r.json.scenarios[0].metrics.memory.peak_rss_bytes: expected int, got 'lots'"
+    assert (
+        str(info.value)
+        == "r.json.scenarios[0].metrics.memory.peak_rss_bytes: expected int, got 'lots'"
+    )
 
 
 def test_write_never_overwrites_and_latest_is_the_newest(tmp_path: Path) -> None:
@@ -67,7 +70,9 @@ def test_write_never_overwrites_and_latest_is_the_newest(tmp_path: Path) -> None
         write_run(new, tmp_path)
     twin = json.loads((tmp_path / "runs" / f"{new.run_id}.benchmark.json").read_text())
     assert [b["name"] for b in twin["benchmarks"]] == ["train_step[full]", "train_step[lora]"]
-    assert twin["adrbench_not_measured"] == [{"name": "qlora", "status": "skipped", "why": "cuda_unavailable"}]
+    assert twin["adrbench_not_measured"] == [
+        {"name": "qlora", "status": "skipped", "why": "cuda_unavailable"}
+    ]
 
 
 def test_a_results_folder_names_its_newest_run(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from adrbench import __version__
 from adrbench.errors import UserError
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["COMMANDS", "main"]
 
 # name -> module in adrbench.commands exposing add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, str] = {

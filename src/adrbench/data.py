@@ -20,10 +20,10 @@ __all__ = [
     "DATA_DIR_ENV",
     "HUB_DATASET",
     "SPLITS",
-    "StsSplit",
     "StsData",
-    "load_stsb",
+    "StsSplit",
     "find_local_stsb",
+    "load_stsb",
 ]
 
 DATA_DIR_ENV = "ADRBENCH_STSB_DIR"
@@ -122,7 +122,7 @@ def _from_hub() -> StsData | None:
         return None
     try:
         hub = load_dataset(HUB_DATASET)
-    except Exception:  # noqa: BLE001 - any hub failure means "not available", reported below
+    except Exception:
         return None
     splits = {}
     for ours, theirs in (("train", "train"), ("dev", "validation"), ("test", "test")):

@@ -7,7 +7,6 @@ import importlib.metadata
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
@@ -59,8 +58,16 @@ def capture_environment() -> Environment:
     # Machine identity only: what makes timings comparable. Memory is rounded to whole GiB so a
     # kernel reserving a little more does not make a new machine; packages are recorded, not hashed.
     identity = "|".join(
-        [platform.system(), platform.machine(), cpu_model(), str(cores),
-         str(round(memory / 2**30)), kind, name, str(threads)]
+        [
+            platform.system(),
+            platform.machine(),
+            cpu_model(),
+            str(cores),
+            str(round(memory / 2**30)),
+            kind,
+            name,
+            str(threads),
+        ]
     )
     return Environment(
         fingerprint=hashlib.sha256(identity.encode()).hexdigest()[:12],
@@ -95,5 +102,7 @@ def capture_git(cwd: Path | None = None) -> GitInfo:
         return GitInfo(commit=None, branch=None, worktree_is_dirty=None)
     branch = _git("rev-parse", "--abbrev-ref", "HEAD", cwd=where)
     # Results written by this very run are not "dirty code": ignore the results folder.
-    status = _git("status", "--porcelain", "--", ".", ":(exclude)results", ":(exclude)adr", cwd=where)
+    status = _git(
+        "status", "--porcelain", "--", ".", ":(exclude)results", ":(exclude)adr", cwd=where
+    )
     return GitInfo(commit=commit, branch=branch, worktree_is_dirty=bool(status))

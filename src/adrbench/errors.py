@@ -7,7 +7,7 @@ its traceback.
 
 from __future__ import annotations
 
-__all__ = ["UserError", "ResultsError", "ScenarioError"]
+__all__ = ["ResultsError", "ScenarioError", "UserError"]
 
 
 class UserError(Exception):

@@ -21,15 +21,15 @@ import torch
 from adrbench.device import synchronize
 
 __all__ = [
-    "rss_bytes",
+    "TRAIN_FLOPS_FORMULA",
+    "count_parameters",
+    "matmul_parameters",
+    "matmul_peak_flops_per_s",
     "process_peak_rss_bytes",
     "reset_peak_rss",
-    "window_peak_rss_bytes",
-    "matmul_peak_flops_per_s",
-    "matmul_parameters",
-    "count_parameters",
-    "TRAIN_FLOPS_FORMULA",
+    "rss_bytes",
     "train_flops",
+    "window_peak_rss_bytes",
 ]
 
 _STATUS = Path("/proc/self/status")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from adrbench.device import DeviceProbe
 from adrbench.models import load_sentence_transformer
@@ -18,9 +18,10 @@ from adrbench.results import Skip
 from adrbench.scenario import Scenario
 
 if TYPE_CHECKING:
+    import torch
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["Method", "METHODS", "register_method", "get_method"]
+__all__ = ["METHODS", "Method", "get_method", "register_method"]
 
 Requirement = Callable[[Scenario, DeviceProbe], Skip | None]
 Builder = Callable[[Scenario, str], "SentenceTransformer"]
@@ -69,8 +70,12 @@ def _add_lora(model: SentenceTransformer, scenario: Scenario) -> SentenceTransfo
     )
     # get_peft_model injects the adapters into the inner transformer in place and freezes the
     # rest; the sentence-transformers wrapper (pooling, normalisation) keeps working unchanged.
-    get_peft_model(model[0].auto_model, config)
+    get_peft_model(_inner_transformer(model), config)
     return model
+
+
+def _inner_transformer(model: SentenceTransformer) -> torch.nn.Module:
+    return cast("torch.nn.Module", model[0].auto_model)
 
 
 def _build_full(scenario: Scenario, device: str) -> SentenceTransformer:
@@ -112,7 +117,7 @@ def _load_quantized(scenario: Scenario, device: str) -> SentenceTransformer:
     if scenario.dtype == "float16":
         compute_dtype = torch.float16
     quantization: dict[str, Any] = {
-        "quantization_config": BitsAndBytesConfig(
+        "quantization_config": BitsAndBytesConfig(  # type: ignore[no-untyped-call]
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
@@ -133,12 +138,16 @@ def _build_qlora(scenario: Scenario, device: str) -> SentenceTransformer:
         # is part of every scenario, so keep the trainable layout.
         for module in model.modules():
             if hasattr(module, "support_avx512bf16_for_cpu"):
-                module.support_avx512bf16_for_cpu = False
-    prepare_model_for_kbit_training(model[0].auto_model, use_gradient_checkpointing=False)
+                setattr(module, "support_avx512bf16_for_cpu", False)  # noqa: B010
+    prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]
+        _inner_transformer(model), use_gradient_checkpointing=False
+    )
     return _add_lora(model, scenario)
 
 
-register_method(Method("full", "standard fine-tuning: every weight trains", _runs_anywhere, _build_full))
+register_method(
+    Method("full", "standard fine-tuning: every weight trains", _runs_anywhere, _build_full)
+)
 register_method(Method("lora", "LoRA adapters on a frozen fp32 base", _runs_anywhere, _build_lora))
 register_method(
     Method("qlora", "LoRA adapters on a frozen NF4 4-bit base", _qlora_requirement, _build_qlora)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from adrbench.results import Metrics
 
-__all__ = ["MetricSpec", "METRICS", "flatten_metrics"]
+__all__ = ["METRICS", "MetricSpec", "flatten_metrics"]
 
 Unit = Literal["count", "samples/s", "tokens/s", "bytes", "s", "ratio", "FLOP/s", "loss"]
 

@@ -1,4 +1,4 @@
-"""Where model weights come from: the packaged all-MiniLM-L6-v2 by default, else an HF id or path."""
+"""Where model weights come from: the packaged all-MiniLM-L6-v2 by default, else HF id or path."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from adrbench.results import ModelInfo
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["DEFAULT_MODEL_HUB_ID", "resolve_model", "model_info", "load_sentence_transformer"]
+__all__ = ["DEFAULT_MODEL_HUB_ID", "load_sentence_transformer", "model_info", "resolve_model"]
 
 DEFAULT_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -52,9 +52,7 @@ class ProgressDisplay:
         rate = float(event["batch"]) / max(float(event["step_s"]), 1e-9)
         self._rate = rate if self._rate is None else 0.9 * self._rate + 0.1 * rate
         eta = (total - step) * float(event["batch"]) / self._rate
-        line = (
-            f"{self._prefix}: step {step}/{total}  {self._rate:.1f} samples/s  ETA {_eta(eta)}"
-        )
+        line = f"{self._prefix}: step {step}/{total}  {self._rate:.1f} samples/s  ETA {_eta(eta)}"
         if self.live:
             self._write(line)
         elif step == total or step / total >= self._last_plain + 0.1:  # every 10% in logs

@@ -23,26 +23,26 @@ from adrbench.scenario import Scenario
 
 __all__ = [
     "SCHEMA_VERSION",
-    "Status",
-    "FailureKind",
-    "Skip",
-    "Failure",
-    "Scores",
-    "Throughput",
-    "Memory",
     "Compute",
-    "Phases",
-    "Metrics",
-    "ScenarioResult",
-    "Environment",
-    "GitInfo",
-    "ModelInfo",
     "DatasetInfo",
+    "Environment",
+    "Failure",
+    "FailureKind",
+    "GitInfo",
+    "Memory",
+    "Metrics",
+    "ModelInfo",
+    "Phases",
     "RunRecord",
+    "ScenarioResult",
+    "Scores",
+    "Skip",
+    "Status",
+    "Throughput",
+    "from_data",
     "run_from_json",
     "run_to_json",
     "to_data",
-    "from_data",
 ]
 
 SCHEMA_VERSION = 1
@@ -252,6 +252,7 @@ class RunRecord:
 
 
 # --- JSON ------------------------------------------------------------------------------------
+
 
 def _encode(value: Any) -> Any:
     if isinstance(value, Scenario):

@@ -6,6 +6,7 @@ out-of-memory kill or a hang from taking the other scenarios down with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,13 +23,15 @@ from adrbench.results import Failure, FailureKind, ScenarioResult, Status, from_
 from adrbench.scenario import Scenario
 from adrbench.worker import PROGRESS_PREFIX
 
-__all__ = ["run_isolated", "run_scenarios", "STDERR_TAIL_CHARS"]
+__all__ = ["STDERR_TAIL_CHARS", "run_isolated", "run_scenarios"]
 
 STDERR_TAIL_CHARS = 4000
 _OOM_MARKERS = ("MemoryError", "OutOfMemoryError", "out of memory", "Cannot allocate memory")
 
 
-def _failure(scenario: Scenario, kind: FailureKind, type_: str, message: str, tail: str) -> ScenarioResult:
+def _failure(
+    scenario: Scenario, kind: FailureKind, type_: str, message: str, tail: str
+) -> ScenarioResult:
     return ScenarioResult(
         name=scenario.name,
         fingerprint=scenario.fingerprint(),
@@ -42,10 +45,8 @@ def _pump(stream: object, display: ProgressDisplay | None, passthrough: list[str
     for line in stream:  # type: ignore[attr-defined]
         if line.startswith(PROGRESS_PREFIX):
             if display is not None:
-                try:
-                    display.event(json.loads(line[len(PROGRESS_PREFIX):]))
-                except json.JSONDecodeError:
-                    pass
+                with contextlib.suppress(json.JSONDecodeError):  # progress is best-effort
+                    display.event(json.loads(line[len(PROGRESS_PREFIX) :]))
         else:
             passthrough.append(line)
 
@@ -116,7 +117,11 @@ def run_isolated(
             )
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
         return _failure(
-            scenario, FailureKind.CRASH, "Crash", f"the process ended with {how} and no result", tail
+            scenario,
+            FailureKind.CRASH,
+            "Crash",
+            f"the process ended with {how} and no result",
+            tail,
         )
 
 

@@ -18,13 +18,13 @@ from typing import Any, Literal, get_args
 from adrbench.errors import ScenarioError
 
 __all__ = [
-    "Scenario",
+    "BatchingName",
+    "DTypeName",
+    "DeviceName",
     "LoraSettings",
     "MethodName",
-    "DeviceName",
-    "DTypeName",
-    "BatchingName",
     "OptimizerName",
+    "Scenario",
 ]
 
 MethodName = Literal["full", "lora", "qlora"]
@@ -141,10 +141,13 @@ class Scenario:
     timeout_s: float = field(default=1800.0, metadata={"help": "Kill the scenario after this."})
     allow_cpu_qlora: bool = field(
         default=False,
-        metadata={"help": "Run qlora without CUDA through bitsandbytes' CPU backend (evidence only)."},
+        metadata={
+            "help": "Run qlora without CUDA through bitsandbytes' CPU backend (evidence only)."
+        },
     )
     ballast_mb: int = field(
-        default=0, metadata={"help": "Testing: hold a buffer of this many MB (10**6) during training."}
+        default=0,
+        metadata={"help": "Testing: hold a buffer of this many MB (10**6) during training."},
     )
     extra_step_work: float = field(
         default=0.0,
@@ -201,7 +204,8 @@ class Scenario:
             unknown = sorted(set(lora) - lora_known)
             if unknown:
                 raise ScenarioError(
-                    f"{source}: unknown lora field {unknown[0]!r}; known: {', '.join(sorted(lora_known))}"
+                    f"{source}: unknown lora field {unknown[0]!r}; "
+                    f"known: {', '.join(sorted(lora_known))}"
                 )
             lora_values = dict(lora)
             if "target_modules" in lora_values:

@@ -19,14 +19,14 @@ from adrbench.results import RunRecord, Status, run_from_json, run_to_json
 
 __all__ = [
     "DEFAULT_RESULTS_DIR",
-    "runs_dir",
-    "run_path",
-    "write_run",
-    "load_run",
     "iter_runs",
     "latest_run",
+    "load_run",
     "resolve_run",
+    "run_path",
+    "runs_dir",
     "to_pytest_benchmark",
+    "write_run",
 ]
 
 DEFAULT_RESULTS_DIR = Path("results")
@@ -145,8 +145,10 @@ def to_pytest_benchmark(run: RunRecord) -> dict[str, Any]:
     not_measured: list[dict[str, str]] = []
     for result in run.scenarios:
         if result.status is not Status.OK or result.metrics is None:
-            why = result.skip.reason if result.skip else (
-                result.failure.kind.value if result.failure else "unknown"
+            why = (
+                result.skip.reason
+                if result.skip
+                else (result.failure.kind.value if result.failure else "unknown")
             )
             not_measured.append({"name": result.name, "status": result.status.value, "why": why})
             continue

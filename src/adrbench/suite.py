@@ -66,9 +66,7 @@ class Suite:
             }
             if "lora" in merged and isinstance(merged["lora"], Mapping):
                 merged["lora"] = dict(merged["lora"])
-            built.append(
-                Scenario.from_mapping(merged, source=f"{self.path}: scenario[{index}]")
-            )
+            built.append(Scenario.from_mapping(merged, source=f"{self.path}: scenario[{index}]"))
         return tuple(built)
 
 
@@ -82,7 +80,8 @@ def load_suite(path: Path) -> Suite:
     unknown = sorted(set(data) - _SUITE_KEYS)
     if unknown:
         raise ScenarioError(
-            f"{path}: unknown top-level key {unknown[0]!r}; allowed: {', '.join(sorted(_SUITE_KEYS))}"
+            f"{path}: unknown top-level key {unknown[0]!r}; "
+            f"allowed: {', '.join(sorted(_SUITE_KEYS))}"
         )
     entries = data.get("scenario", [])
     if not entries:

@@ -120,8 +120,11 @@ def train(
     warmup = int(scenario.warmup_ratio * len(batches))
     schedule = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay to 0
         optimizer,
-        lambda s: (s + 1) / max(1, warmup) if s < warmup else
-        max(0.0, (len(batches) - s) / max(1, len(batches) - warmup)),
+        lambda s: (
+            (s + 1) / max(1, warmup)
+            if s < warmup
+            else max(0.0, (len(batches) - s) / max(1, len(batches) - warmup))
+        ),
     )
     dtype = _DTYPES[scenario.dtype]
     device_type = device.split(":")[0]

@@ -10,11 +10,11 @@ import math
 import re
 
 __all__ = [
-    "COUNT_SUFFIXES",
     "BYTE_SUFFIXES",
-    "parse_quantity",
-    "format_count",
+    "COUNT_SUFFIXES",
     "format_bytes",
+    "format_count",
+    "parse_quantity",
 ]
 
 COUNT_SUFFIXES: dict[str, float] = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}

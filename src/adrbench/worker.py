@@ -45,7 +45,7 @@ from adrbench.results import (
 from adrbench.scenario import Scenario
 from adrbench.train import train
 
-__all__ = ["run_scenario", "resolve_loss", "PROGRESS_PREFIX", "main"]
+__all__ = ["PROGRESS_PREFIX", "main", "resolve_loss", "run_scenario"]
 
 PROGRESS_PREFIX = "@adrbench "
 Progress = Callable[[dict[str, Any]], None]
@@ -100,7 +100,7 @@ def run_scenario(
 ) -> ScenarioResult:
     try:
         return _measure(scenario, data_dir, progress)
-    except Exception as error:  # noqa: BLE001 - every failure becomes a recorded result
+    except Exception as error:
         return _failed(scenario, error)
 
 
@@ -160,8 +160,15 @@ def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> S
         torch.cuda.reset_peak_memory_stats()
 
     def on_step(step: int, total: int, seconds: float) -> None:
-        progress({"phase": "train", "step": step, "total": total, "step_s": seconds,
-                  "batch": scenario.batch_size})
+        progress(
+            {
+                "phase": "train",
+                "step": step,
+                "total": total,
+                "step_s": seconds,
+                "batch": scenario.batch_size,
+            }
+        )
 
     progress({"phase": "train", "step": 0, "total": 0, "step_s": 0.0, "batch": scenario.batch_size})
     start = time.perf_counter()
@@ -234,9 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("result", type=Path, help="where to write the ScenarioResult JSON")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
-    scenario = from_data(
-        Scenario, json.loads(args.scenario.read_text()), source=str(args.scenario)
-    )
+    scenario = from_data(Scenario, json.loads(args.scenario.read_text()), source=str(args.scenario))
     result = run_scenario(scenario, data_dir=args.data_dir)
     if result.failure is not None:
         print(result.failure.stderr_tail, file=sys.stderr)

@@ -26,15 +26,32 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", type=Path, help="suite file, e.g. bench/finetune_sts.toml")
     parser.add_argument("--profile", default="quick", help="profile in the suite (quick | full)")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run only this scenario (repeatable)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a scenario field for every scenario (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this scenario (repeatable)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario field for every scenario (repeatable)",
+    )
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="STS-B folder (else $ADRBENCH_STSB_DIR, else the HF hub)")
-    parser.add_argument("--allow-cpu-qlora", action="store_true",
-                        help="run qlora scenarios without CUDA via bitsandbytes' CPU backend")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="STS-B folder (else $ADRBENCH_STSB_DIR, else the HF hub)",
+    )
+    parser.add_argument(
+        "--allow-cpu-qlora",
+        action="store_true",
+        help="run qlora scenarios without CUDA via bitsandbytes' CPU backend",
+    )
 
 
 def _now() -> datetime:
@@ -47,15 +64,25 @@ def _summary(results: tuple[ScenarioResult, ...]) -> str:
         if r.metrics is not None:
             m = r.metrics
             before = m.before["test"].spearman if m.before and "test" in m.before else None
-            rows.append([
-                r.name, r.status.value, f"{m.throughput.samples_per_s:.1f}",
-                format_bytes(m.memory.peak_rss_bytes),
-                (f"{before:.3f} -> " if before is not None else "") + f"{m.after['test'].spearman:.3f}",
-                "",
-            ])
+            rows.append(
+                [
+                    r.name,
+                    r.status.value,
+                    f"{m.throughput.samples_per_s:.1f}",
+                    format_bytes(m.memory.peak_rss_bytes),
+                    (f"{before:.3f} -> " if before is not None else "")
+                    + f"{m.after['test'].spearman:.3f}",
+                    "",
+                ]
+            )
         else:
-            why = (f"{r.skip.reason}: {r.skip.message}" if r.skip else
-                   f"{r.failure.kind.value}: {r.failure.message}" if r.failure else "")
+            why = (
+                f"{r.skip.reason}: {r.skip.message}"
+                if r.skip
+                else f"{r.failure.kind.value}: {r.failure.message}"
+                if r.failure
+                else ""
+            )
             rows.append([r.name, r.status.value, "", "", "", why])
     headers = ["scenario", "status", "samples/s", "peak RSS", "test Spearman", "why"]
     return tabulate(rows, headers=headers)
