@@ -235,3 +235,27 @@ def test_a_changed_benchmark_is_reported_as_a_note_not_a_failure(
     code, out, _err = gate(capsys)
     assert code == 0
     assert out.splitlines()[-2] == "notes:"
+
+
+def test_current_may_be_a_results_directory_whose_newest_run_is_gated(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the committed baseline and, as in CI, the new run in a scratch results directory
+    setup_runs(project, [ok()], [ok()])
+    scratch = project / "scratch"
+    write_run(make_run([ok(factor=1.2)], run_id="20261128T140000Z-x", started_at="x"), scratch)
+    code, out, _err = gate(capsys, "--current", str(scratch), "--format", "json")
+    assert code == 1
+    assert json.loads(out)["current_run"] == "20261128T140000Z-x"
+
+
+def test_an_empty_current_directory_exits_2(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "empty").mkdir()
+    code, _out, err = gate(capsys, "--current", "empty")
+    assert code == 2
+    assert err == (
+        "adrbench gate: error: empty/runs: no runs yet; run `adrbench run SUITE --results-dir "
+        "empty` first\n"
+    )

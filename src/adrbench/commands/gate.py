@@ -15,8 +15,10 @@ from pathlib import Path
 from tabulate import tabulate
 
 from adrbench.baseline import find_baseline, load_baseline
+from adrbench.errors import ResultsError
 from adrbench.gate import GateReport, Row, evaluate, load_config
-from adrbench.store import DEFAULT_RESULTS_DIR, resolve_run
+from adrbench.results import RunRecord
+from adrbench.store import DEFAULT_RESULTS_DIR, latest_run, resolve_run, runs_dir
 
 __all__ = ["add_arguments", "render_json", "render_markdown", "render_table", "run"]
 
@@ -46,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "environment, suite and profile)",
     )
     parser.add_argument(
-        "--current", metavar="RUN", help="run id or results file (default: the newest run)"
+        "--current",
+        metavar="RUN|DIR",
+        help="run id, results file, or a results directory whose newest run is taken (default: "
+        "the newest run in --results-dir)",
     )
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
@@ -169,6 +174,20 @@ def render_json(report: GateReport) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+def _current_run(spec: str | None, results_dir: Path) -> RunRecord:
+    # CI runs the suite into a scratch results directory and gates its newest run.
+    if spec is not None and Path(spec).is_dir():
+        directory = Path(spec)
+        found = latest_run(directory)
+        if found is None:
+            raise ResultsError(
+                f"{runs_dir(directory)}: no runs yet; run `adrbench run SUITE --results-dir "
+                f"{directory}` first"
+            )
+        return found
+    return resolve_run(spec, results_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     """Gate the current run against its baseline.
 
@@ -180,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     """
     results_dir: Path = args.results_dir
     config = load_config(args.config)
-    current = resolve_run(args.current, results_dir)
+    current = _current_run(args.current, results_dir)
     if args.baseline is None:
         found = load_baseline(
             results_dir, current.environment.fingerprint, current.suite, current.profile
