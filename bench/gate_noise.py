@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from adrbench.gate import Comparison, GateConfig, RatioRule, StepTimeRule, load_config
@@ -254,7 +254,19 @@ def analyse(cycles: int, config: GateConfig) -> str:
             _gate_rule(mem_rule),
         ),
         (
-            "Mann-Whitney U over steps alone, p < 0.002 (pseudo-replication)",
+            f"paired steps but process noise ignored (process cv 0), > {t:.0%}, "
+            f"p < {step_rule.alpha}",
+            _gate_rule(replace(step_rule, process_cv=0.0)),
+            _gate_rule(mem_rule),
+        ),
+        (
+            f"paired steps, process noise ignored, no threshold: p < {step_rule.alpha} alone "
+            "(pseudo-replication)",
+            _gate_rule(replace(step_rule, process_cv=0.0, max_increase=0.0)),
+            _gate_rule(mem_rule),
+        ),
+        (
+            "unpaired Mann-Whitney U over steps alone, p < 0.002",
             _mann_whitney(0.0, 0.002),
             _gate_rule(mem_rule),
         ),
