@@ -11,10 +11,12 @@ from adrbench.baseline import (
     find_baseline,
     list_baselines,
     load_baseline,
+    median_run,
     save_baseline,
 )
 from adrbench.cli import main
 from adrbench.errors import ResultsError
+from adrbench.results import RunRecord
 from adrbench.store import write_run
 from factories import make_environment, make_failed, make_ok, make_run, make_skipped
 
@@ -157,4 +159,44 @@ def test_baseline_show_with_none_says_how_to_make_one(
     assert main(["baseline", "show", "--results-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out == (
         f"no baselines under {tmp_path}/baselines; run `adrbench baseline update`\n"
+    )
+
+
+def _timed_run(run_id: str, step_time_s: float, env: str = CPU) -> RunRecord:
+    return make_run(
+        [make_ok("full", step_time_s=step_time_s), make_skipped("qlora")],
+        run_id=run_id,
+        environment=make_environment(env),
+    )
+
+
+def test_a_baseline_from_several_runs_keeps_the_median_run_per_scenario() -> None:
+    # GIVEN three runs of the same code, the second disturbed by other work on the machine
+    runs = [_timed_run("a", 0.70), _timed_run("b", 0.95), _timed_run("c", 0.68)]
+    # WHEN they become one baseline
+    merged = median_run(runs)
+    # THEN the middle run's result is the reference, not the disturbed one
+    assert merged.scenario("full") == runs[0].scenario("full")
+    assert merged.scenario("qlora") == runs[0].scenario("qlora")
+    assert merged.run_id == "a+median-of-3"
+
+
+def test_runs_of_different_machines_cannot_share_a_baseline() -> None:
+    with pytest.raises(BaselineError) as info:
+        median_run([_timed_run("a", 0.7), _timed_run("b", 0.7, env="cuda-a100")])
+    assert str(info.value) == (
+        "run b (cuda-a100/finetune_sts-quick) cannot share a baseline with run a "
+        f"({CPU}/finetune_sts-quick); give runs of one machine, suite and profile"
+    )
+
+
+def test_baseline_update_with_several_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for run in (_timed_run("a", 0.70), _timed_run("b", 0.95), _timed_run("c", 0.68)):
+        write_run(run, tmp_path)
+    args = ["baseline", "update", "--results-dir", str(tmp_path)]
+    assert main([*args, "--run", "a", "--run", "b", "--run", "c"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"baseline {CPU}/finetune_sts-quick <- run a+median-of-3"
     )

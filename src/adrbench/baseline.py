@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from adrbench.errors import UserError
-from adrbench.results import RunRecord, Status, run_to_json
+from adrbench.results import RunRecord, ScenarioResult, Status, run_to_json
+from adrbench.stats import median
 from adrbench.store import load_run
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "find_baseline",
     "list_baselines",
     "load_baseline",
+    "median_run",
     "save_baseline",
 ]
 
@@ -146,6 +149,61 @@ def save_baseline(run: RunRecord, results_dir: Path) -> Path:
         os.unlink(tmp)
         raise
     return path
+
+
+def _level(result: ScenarioResult) -> float:
+    assert result.metrics is not None  # only called on ok results
+    times = result.metrics.throughput.step_times_s
+    return median(times) if times else 0.0
+
+
+def median_run(runs: Sequence[RunRecord]) -> RunRecord:
+    """One baseline from several runs of the same code: per scenario, the median run's result.
+
+    A single baseline run caught by a burst of other work on the machine would make every later
+    comparison look slower (or faster). With k runs, each scenario keeps the result whose median
+    step time is the median of the k (the lower middle one for even k), memory and scores of the
+    same process included, so one disturbed run cannot set the reference.
+
+    Args:
+        runs: Runs of one environment, suite and profile (at least one).
+
+    Raises:
+        BaselineError: the runs come from different machines, suites or profiles.
+    """
+    if not runs:
+        raise BaselineError("no runs given; name at least one with --run")
+    first = runs[0]
+    for other in runs[1:]:
+        same = other.environment.fingerprint == first.environment.fingerprint and (
+            other.suite,
+            other.profile,
+        ) == (first.suite, first.profile)
+        if not same:
+            raise BaselineError(
+                f"run {other.run_id} ({other.environment.fingerprint}/{other.suite}-"
+                f"{other.profile}) cannot share a baseline with run {first.run_id} "
+                f"({first.environment.fingerprint}/{first.suite}-{first.profile}); give runs of "
+                "one machine, suite and profile"
+            )
+    if len(runs) == 1:
+        return first
+    chosen = []
+    for result in first.scenarios:
+        candidates = [
+            r
+            for run in runs
+            for r in run.scenarios
+            if r.name == result.name
+            and r.fingerprint == result.fingerprint
+            and r.status is Status.OK
+        ]
+        if result.status is not Status.OK or not candidates:
+            chosen.append(result)
+            continue
+        ordered = sorted(candidates, key=_level)
+        chosen.append(ordered[(len(ordered) - 1) // 2])
+    return replace(first, run_id=f"{first.run_id}+median-of-{len(runs)}", scenarios=tuple(chosen))
 
 
 def list_baselines(results_dir: Path) -> list[Baseline]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from adrbench.baseline import list_baselines, save_baseline
+from adrbench.baseline import list_baselines, median_run, save_baseline
 from adrbench.results import Status
 from adrbench.store import DEFAULT_RESULTS_DIR, resolve_run
 
@@ -28,7 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     update = actions.add_parser(
         "update", help="store a run as the baseline of its environment, suite and profile"
     )
-    update.add_argument("--run", metavar="RUN", help="run id or results file (default: newest)")
+    update.add_argument(
+        "--run",
+        metavar="RUN",
+        action="append",
+        help="run id or results file (default: newest); repeat it to store, per scenario, the "
+        "median of several runs of the same code",
+    )
     update.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
     show = actions.add_parser("show", help="list the stored baselines")
     show.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
@@ -45,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     """
     results_dir: Path = args.results_dir
     if args.action == "update":
-        record = resolve_run(args.run, results_dir)
+        runs = [resolve_run(spec, results_dir) for spec in (args.run or [None])]
+        record = median_run(runs)
         path = save_baseline(record, results_dir)
         print(
             f"baseline {record.environment.fingerprint}/{record.suite}-{record.profile} <- run "
