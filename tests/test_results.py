@@ -82,3 +82,17 @@ def test_a_results_folder_names_its_newest_run(tmp_path: Path) -> None:
     write_run(make_run(run_id="20261128T130000Z-s-quick-bbbb"), tmp_path)
     assert resolve_run(str(tmp_path)).run_id == "20261128T130000Z-s-quick-bbbb"
     assert resolve_run("20261128T120000Z-s-quick-aaaa", tmp_path).run_id.endswith("aaaa")
+
+
+def test_a_full_profile_run_stays_the_evidence_when_a_newer_quick_run_arrives(
+    tmp_path: Path,
+) -> None:
+    from adrbench.store import evidence_run
+
+    full = make_run(run_id="20261128T120000Z-s-full-aaaa", profile="full")
+    quick = make_run(run_id="20261128T130000Z-s-quick-bbbb", profile="quick")
+    write_run(full, tmp_path)
+    write_run(quick, tmp_path)
+    assert latest_run(tmp_path) == quick
+    assert evidence_run(tmp_path) == full
+    assert evidence_run(tmp_path, environment="elsewhere") is None

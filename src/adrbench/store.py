@@ -19,7 +19,10 @@ from adrbench.results import RunRecord, Status, run_from_json, run_to_json
 
 __all__ = [
     "DEFAULT_RESULTS_DIR",
+    "PROFILE_PRECEDENCE",
+    "evidence_run",
     "iter_runs",
+    "latest_per_environment",
     "latest_run",
     "load_run",
     "resolve_run",
@@ -30,6 +33,17 @@ __all__ = [
 ]
 
 DEFAULT_RESULTS_DIR = Path("results")
+
+# Which profile's run is evidence when an environment has several: full epochs with full
+# evaluation sets beat the quick CI profile; any other profile ranks after these.
+PROFILE_PRECEDENCE = ("full", "quick")
+
+
+def _profile_rank(run: RunRecord) -> int:
+    try:
+        return PROFILE_PRECEDENCE.index(run.profile)
+    except ValueError:
+        return len(PROFILE_PRECEDENCE)
 
 
 def runs_dir(results_dir: Path) -> Path:
@@ -225,7 +239,8 @@ def latest_per_environment(
     suite: str | None = None,
     profile: str | None = None,
 ) -> list[RunRecord]:
-    """The newest run of each environment (by ``environment.fingerprint``), sorted by fingerprint.
+    """The evidence run of each environment (by ``environment.fingerprint``): the newest run of
+    its most thorough profile (:data:`PROFILE_PRECEDENCE`), sorted by fingerprint.
 
     Reports show several machines side by side (a CUDA box, an M2 Mac, CPU CI); sorting by the
     fingerprint rather than by time keeps each machine's column where it was when a newer run
@@ -236,12 +251,28 @@ def latest_per_environment(
         suite: Only runs of this suite, if given.
         profile: Only runs of this profile, if given.
     """
-    newest: dict[str, RunRecord] = {}
+    best: dict[str, RunRecord] = {}
     for path in reversed(list(iter_runs(results_dir))):
         run = load_run(path)
         if suite is not None and run.suite != suite:
             continue
         if profile is not None and run.profile != profile:
             continue
-        newest.setdefault(run.environment.fingerprint, run)
-    return [newest[fingerprint] for fingerprint in sorted(newest)]
+        held = best.get(run.environment.fingerprint)
+        if held is None or _profile_rank(run) < _profile_rank(held):
+            best[run.environment.fingerprint] = run
+    return [best[fingerprint] for fingerprint in sorted(best)]
+
+
+def evidence_run(
+    results_dir: Path = DEFAULT_RESULTS_DIR,
+    *,
+    suite: str | None = None,
+    environment: str | None = None,
+) -> RunRecord | None:
+    """The run that stands as evidence for one environment: the newest run of the most thorough
+    profile (see :data:`PROFILE_PRECEDENCE`), so a quick CI run never displaces a full epoch."""
+    for run in latest_per_environment(results_dir, suite=suite):
+        if environment is None or run.environment.fingerprint == environment:
+            return run
+    return None
