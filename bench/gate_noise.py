@@ -180,6 +180,12 @@ def _time_change(pair: Pair, normalise: bool) -> float:
     return median(ratios) + offset
 
 
+def _baseline_offset(pair: Pair, group: Sequence[Pair]) -> float:
+    """How far this pair's baseline run sits from the typical baseline run (median step time)."""
+    typical = median([median(p.baseline.throughput.step_times_s) for p in group])
+    return median(pair.baseline.throughput.step_times_s) / typical - 1.0
+
+
 def _rate(decision: Decision, chosen: Sequence[Pair]) -> tuple[int, int]:
     return sum(1 for p in chosen if decision(p)[0]), len(chosen)
 
@@ -235,6 +241,8 @@ def analyse(cycles: int, config: GateConfig) -> str:
     injected_mem = [math.log1p(_gate_rule(mem_rule)(p)[1]) for p in by["memory"]]
 
     t = step_rule.max_increase
+    noise_gate = _sd([_time_change(p, step_rule.normalise == "matmul") for p in aa])
+    missed = [i for i, p in enumerate(by["time"]) if not _gate_rule(step_rule)(p)[0]]
     methods: list[tuple[str, Decision, Decision]] = [
         (
             f"**gate: time rule as configured** (paired median, ÷ kernel, > {t:.0%}, "
@@ -339,6 +347,26 @@ def analyse(cycles: int, config: GateConfig) -> str:
         f"STS-B test Spearman, A/A: largest difference {max(spearman_aa):.4f} (training on CPU "
         "with a fixed seed and one thread is deterministic, which is why the accuracy rule has "
         "no noise model).",
+        "",
+        "## Reading",
+        "",
+        f"The configured cut (+{t:.0%}) sits {math.log1p(t) / noise_gate:.1f} A/A standard "
+        f"deviations above zero and {(median(injected_time) - math.log1p(t)) / noise_gate:.1f} "
+        "below the median injected +15% change. "
+        + (
+            f"Missed injections: cycles {', '.join(str(i + 1) for i in missed)}; the baseline "
+            "run of such a cycle was disturbed by other work on the machine (its median step "
+            "time vs the median over all baseline runs: "
+            + ", ".join(f"{_baseline_offset(by['time'][i], by['time']):+.0%}" for i in missed)
+            + "), and one disturbed baseline run shifts every comparison made against it — "
+            "which is why `adrbench baseline update` takes several runs (`--run A --run B "
+            "--run C`) and keeps the per-scenario median. "
+            if missed
+            else ""
+        )
+        + "The paired median mainly buys a smaller spread than the plain mean; the "
+        "process-aware p-value is what keeps the test honest: the same paired steps judged by "
+        "p alone with the process noise ignored raise false alarms (see the table below).",
         "",
         "## Methods compared (same runs)",
         "",
