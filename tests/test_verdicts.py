@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,15 @@ def test_judge_all_judges_only_the_named_adrs(tmp_path: Path) -> None:
         "cosine-improves-zero-shot": "holds",
         "cosent-clearly-better": "not fired",
     }
+
+
+def test_a_full_profile_run_stays_the_evidence_over_a_newer_quick_run(tmp_path: Path) -> None:
+    # GIVEN a full-profile run and a newer quick run on this machine WHEN judged
+    # THEN the full-profile run decides (the same run the reports show)
+    full = make_finetune_sts_run(run_id="20261128T100000Z-finetune_sts-full-0001")
+    quick = make_finetune_sts_run(run_id="20261128T110000Z-finetune_sts-quick-0001")
+    store.write_run(replace(full, profile="full"), tmp_path)
+    store.write_run(quick, tmp_path)
+    judgement = judge(REPO_ADRS, tmp_path, probes=False, environment="cpu-2core-24g")
+    assert judgement.run is not None
+    assert judgement.run.run_id == "20261128T100000Z-finetune_sts-full-0001"

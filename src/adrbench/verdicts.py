@@ -211,9 +211,10 @@ def select_run(
 ) -> RunRecord | None:
     """The run to judge against.
 
-    ``run`` (a path, run id or "latest") wins. Otherwise: the newest run of ``suite`` recorded
-    on this environment (its fingerprint; measured here when not given), or None when there is
-    none yet — then every ``results.*`` fact is unknown, never fine.
+    ``run`` (a path, run id or "latest") wins. Otherwise: the evidence run of ``suite`` for this
+    environment (its fingerprint; measured here when not given), i.e. the newest run of the most
+    thorough profile (:func:`adrbench.store.evidence_run`, the same run the reports show), or None
+    when there is none yet — then every ``results.*`` fact is unknown, never fine.
 
     Args:
         results_dir: The results directory.
@@ -229,7 +230,7 @@ def select_run(
         from adrbench.environment import capture_environment
 
         environment = capture_environment().fingerprint
-    return store.latest_run(results_dir, suite=suite, environment=environment)
+    return store.evidence_run(results_dir, suite=suite, environment=environment)
 
 
 @dataclass(frozen=True, slots=True)
