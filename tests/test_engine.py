@@ -174,3 +174,25 @@ def test_peak_memory_is_per_scenario(tiny_model: Path, tiny_stsb: Path) -> None:
     # THEN the buffer shows as +500 MB within 2%, and the run after it does not inherit it
     assert increase[1] - increase[0] == pytest.approx(500e6, rel=0.02)
     assert increase[2] - increase[0] == pytest.approx(0, abs=0.02 * 500e6)
+
+
+def test_ctrl_c_keeps_finished_scenarios_and_marks_the_rest_canceled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import adrbench.runner as runner
+
+    calls: list[str] = []
+
+    def fake_isolated(scenario: Scenario, **kwargs: object) -> object:
+        calls.append(scenario.name)
+        if scenario.name == "second":
+            raise KeyboardInterrupt
+        return run_isolated(scenario, worker=_fake_worker("import sys; sys.exit(0)"))
+
+    monkeypatch.setattr(runner, "run_isolated", fake_isolated)
+    names = ("first", "second", "third")
+    results = runner.run_scenarios([Scenario(name=n) for n in names])
+    assert [r.name for r in results] == list(names)
+    assert calls == ["first", "second"]
+    kinds = [r.failure.kind if r.failure else None for r in results]
+    assert kinds == [FailureKind.CRASH, FailureKind.CANCELED, FailureKind.CANCELED]

@@ -59,6 +59,7 @@ class FailureKind(enum.StrEnum):
     OUT_OF_MEMORY = "out_of_memory"
     TIMEOUT = "timeout"
     CRASH = "crash"  # the process died without reporting (signal, segfault, os._exit)
+    CANCELED = "canceled"  # the run was interrupted (Ctrl-C) before or while this scenario ran
 
 
 @dataclass(frozen=True, slots=True)

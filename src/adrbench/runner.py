@@ -88,6 +88,11 @@ def run_isolated(
                 timed_out = True
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
+            except KeyboardInterrupt:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                reader.join()
+                raise
             reader.join()
         tail = stderr_path.read_text(encoding="utf-8", errors="replace")[-STDERR_TAIL_CHARS:]
         if timed_out:
@@ -131,11 +136,20 @@ def run_scenarios(
     data_dir: Path | None = None,
     display: ProgressDisplay | None = None,
 ) -> tuple[ScenarioResult, ...]:
-    results = []
+    """Run each scenario in turn. On Ctrl-C the running child is killed and it and every scenario
+    not yet run are recorded ``failed/canceled``, so the caller can still write what was measured.
+    """
+    results: list[ScenarioResult] = []
     for index, scenario in enumerate(scenarios, start=1):
         if display is not None:
             display.scenario_started(index, len(scenarios), scenario.name)
-        result = run_isolated(scenario, data_dir=data_dir, display=display)
+        try:
+            result = run_isolated(scenario, data_dir=data_dir, display=display)
+        except KeyboardInterrupt:
+            for pending in scenarios[index - 1 :]:
+                message = "interrupted (Ctrl-C) before this scenario finished"
+                results.append(_failure(pending, FailureKind.CANCELED, "Interrupted", message, ""))
+            break
         if display is not None:
             display.scenario_done(result)
         results.append(result)

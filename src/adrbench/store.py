@@ -57,6 +57,9 @@ def run_path(results_dir: Path, run_id: str) -> Path:
 def _write_new(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are shared, like any file
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

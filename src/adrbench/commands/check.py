@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 from tabulate import tabulate
 
 from adrbench.adr import resolve_adr_args
+from adrbench.commands import add_adr_options, add_no_probes, add_results_dir, ensure_adr_dir
 from adrbench.errors import UserError
 from adrbench.facts import Facts
 from adrbench.render import format_value
@@ -46,18 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The subcommand's parser.
     """
-    parser.add_argument(
-        "adrs", nargs="*", metavar="ADR", help="ADR files or numbers (default: all ADRs)"
-    )
-    parser.add_argument(
-        "--adr-dir", type=Path, default=Path("adr"), help="ADR directory (default: adr)"
-    )
-    parser.add_argument(
-        "--results-dir",
-        type=Path,
-        default=Path("results"),
-        help="results directory holding runs/ (default: results)",
-    )
+    add_adr_options(parser)
+    add_results_dir(parser)
     parser.add_argument(
         "--results",
         metavar="RUN",
@@ -73,11 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=("table", "json", "markdown"), default="table", help="output format"
     )
-    parser.add_argument(
-        "--no-probes",
-        action="store_true",
-        help="do not run premise probes (their premises are then unknown)",
-    )
+    add_no_probes(parser)
 
 
 def _parse_what_if(items: Sequence[str]) -> dict[str, str]:
@@ -270,15 +256,14 @@ def run(args: argparse.Namespace) -> int:
     Args:
         args: Parsed options (see :func:`add_arguments`).
     """
-    if not args.adr_dir.is_dir():
-        raise UserError(f"{args.adr_dir}: no such ADR directory; pass --adr-dir or create it")
+    ensure_adr_dir(args.adr_dir)
     only = resolve_adr_args(args.adr_dir, args.adrs) if args.adrs else None
     judgement = judge(
         args.adr_dir,
         args.results_dir,
         run=args.results,
         what_if=_parse_what_if(args.what_if),
-        probes=not args.no_probes,
+        probes=args.probes,
         only=only,
     )
     print(_FORMATTERS[args.format](judgement), end="")

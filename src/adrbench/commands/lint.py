@@ -16,10 +16,9 @@ or ADR).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from adrbench.adr import adr_paths, lint, resolve_adr_args
-from adrbench.errors import UserError
+from adrbench.commands import add_adr_options, ensure_adr_dir
 
 __all__ = ["add_arguments", "run"]
 
@@ -30,12 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The subcommand's parser.
     """
-    parser.add_argument(
-        "adrs", nargs="*", metavar="ADR", help="ADR files or numbers (default: all ADRs)"
-    )
-    parser.add_argument(
-        "--adr-dir", type=Path, default=Path("adr"), help="ADR directory (default: adr)"
-    )
+    add_adr_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
     Args:
         args: Parsed options (``adrs``, ``adr_dir``).
     """
-    if not args.adr_dir.is_dir():
-        raise UserError(f"{args.adr_dir}: no such ADR directory; pass --adr-dir or create it")
+    ensure_adr_dir(args.adr_dir)
     everything = adr_paths(args.adr_dir)
     named = resolve_adr_args(args.adr_dir, args.adrs) if args.adrs else everything
     known = {p.resolve() for p in everything}

@@ -12,8 +12,8 @@ would change; 2 bad input (a broken ADR, corrupt results, unpaired markers).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from adrbench.commands import add_adr_options, add_no_probes, add_results_dir
 from adrbench.render import report_all
 
 __all__ = ["add_arguments", "run"]
@@ -25,21 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The subcommand's parser.
     """
-    parser.add_argument(
-        "--adr-dir", type=Path, default=Path("adr"), help="ADR directory (default: adr)"
-    )
-    parser.add_argument(
-        "--results-dir",
-        type=Path,
-        default=Path("results"),
-        help="results directory holding runs/ (default: results)",
-    )
-    parser.add_argument(
-        "--no-probes",
-        dest="probes",
-        action="store_false",
-        help="do not run the premise probes (their facts are then unknown)",
-    )
+    add_adr_options(parser, positional=False)
+    add_results_dir(parser)
+    add_no_probes(parser)
     parser.add_argument(
         "--check",
         action="store_true",

@@ -14,7 +14,7 @@ from adrbench.data import load_stsb
 from adrbench.environment import capture_environment, capture_git
 from adrbench.models import model_info
 from adrbench.progress import ProgressDisplay
-from adrbench.results import SCHEMA_VERSION, RunRecord, ScenarioResult, Status
+from adrbench.results import SCHEMA_VERSION, FailureKind, RunRecord, ScenarioResult, Status
 from adrbench.runner import run_scenarios
 from adrbench.store import DEFAULT_RESULTS_DIR, write_run
 from adrbench.suite import load_suite, parse_override
@@ -119,4 +119,6 @@ def run(args: argparse.Namespace) -> int:
     path = write_run(record, args.results_dir)
     print(_summary(results))
     print(f"results: {path}")
+    if any(r.failure is not None and r.failure.kind is FailureKind.CANCELED for r in results):
+        return 130  # what a shell reports for Ctrl-C; the partial run is written above
     return 1 if any(r.status is Status.FAILED for r in results) else 0
