@@ -108,6 +108,17 @@ def iter_runs(results_dir: Path = DEFAULT_RESULTS_DIR) -> Iterator[Path]:
     return iter(sorted(paths, key=lambda p: p.name))
 
 
+def _newest_first(
+    results_dir: Path, *, suite: str | None, profile: str | None
+) -> Iterator[RunRecord]:
+    """Runs of ``suite`` / ``profile`` (None: any), newest first; each file is parsed, so a corrupt
+    one is an error, never silently passed over."""
+    for path in reversed(list(iter_runs(results_dir))):
+        run = load_run(path)
+        if (suite is None or run.suite == suite) and (profile is None or run.profile == profile):
+            yield run
+
+
 def latest_run(
     results_dir: Path = DEFAULT_RESULTS_DIR,
     *,
@@ -119,15 +130,9 @@ def latest_run(
 
     Every candidate is parsed: a corrupt file is an error, never silently passed over.
     """
-    for path in reversed(list(iter_runs(results_dir))):
-        run = load_run(path)
-        if suite is not None and run.suite != suite:
-            continue
-        if profile is not None and run.profile != profile:
-            continue
-        if environment is not None and run.environment.fingerprint != environment:
-            continue
-        return run
+    for run in _newest_first(results_dir, suite=suite, profile=profile):
+        if environment is None or run.environment.fingerprint == environment:
+            return run
     return None
 
 
@@ -255,12 +260,7 @@ def latest_per_environment(
         profile: Only runs of this profile, if given.
     """
     best: dict[str, RunRecord] = {}
-    for path in reversed(list(iter_runs(results_dir))):
-        run = load_run(path)
-        if suite is not None and run.suite != suite:
-            continue
-        if profile is not None and run.profile != profile:
-            continue
+    for run in _newest_first(results_dir, suite=suite, profile=profile):
         held = best.get(run.environment.fingerprint)
         if held is None or _profile_rank(run) < _profile_rank(held):
             best[run.environment.fingerprint] = run
