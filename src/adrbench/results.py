@@ -175,6 +175,27 @@ class ScenarioResult:
     skip: Skip | None = None
     failure: Failure | None = None
 
+    @classmethod
+    def of(
+        cls,
+        scenario: Scenario,
+        *,
+        metrics: Metrics | None = None,
+        skip: Skip | None = None,
+        failure: Failure | None = None,
+    ) -> ScenarioResult:
+        """The result of ``scenario``; the status follows from which outcome is given."""
+        status = Status.OK if metrics else Status.SKIPPED if skip else Status.FAILED
+        return cls(
+            name=scenario.name,
+            fingerprint=scenario.fingerprint(),
+            scenario=scenario,
+            status=status,
+            metrics=metrics,
+            skip=skip,
+            failure=failure,
+        )
+
     def __post_init__(self) -> None:
         expected = {Status.OK: "metrics", Status.SKIPPED: "skip", Status.FAILED: "failure"}
         present = [f for f in ("metrics", "skip", "failure") if getattr(self, f) is not None]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from adrbench.errors import ResultsError
 from adrbench.progress import ProgressDisplay
-from adrbench.results import Failure, FailureKind, ScenarioResult, Status, from_data
+from adrbench.results import Failure, FailureKind, ScenarioResult, from_data
 from adrbench.scenario import Scenario
 from adrbench.worker import PROGRESS_PREFIX
 
@@ -32,12 +32,8 @@ _OOM_MARKERS = ("MemoryError", "OutOfMemoryError", "out of memory", "Cannot allo
 def _failure(
     scenario: Scenario, kind: FailureKind, type_: str, message: str, tail: str
 ) -> ScenarioResult:
-    return ScenarioResult(
-        name=scenario.name,
-        fingerprint=scenario.fingerprint(),
-        scenario=scenario,
-        status=Status.FAILED,
-        failure=Failure(kind=kind, type=type_, message=message, stderr_tail=tail),
+    return ScenarioResult.of(
+        scenario, failure=Failure(kind=kind, type=type_, message=message, stderr_tail=tail)
     )
 
 

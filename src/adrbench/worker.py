@@ -37,7 +37,6 @@ from adrbench.results import (
     ScenarioResult,
     Scores,
     Skip,
-    Status,
     Throughput,
     from_data,
     to_data,
@@ -69,23 +68,14 @@ def resolve_loss(name: str, model: Any) -> torch.nn.Module:
 
 
 def _skipped(scenario: Scenario, skip: Skip) -> ScenarioResult:
-    return ScenarioResult(
-        name=scenario.name,
-        fingerprint=scenario.fingerprint(),
-        scenario=scenario,
-        status=Status.SKIPPED,
-        skip=skip,
-    )
+    return ScenarioResult.of(scenario, skip=skip)
 
 
 def _failed(scenario: Scenario, error: BaseException) -> ScenarioResult:
     oom = isinstance(error, MemoryError | torch.OutOfMemoryError)
     tail = "".join(traceback.format_exception(error))[-4000:]
-    return ScenarioResult(
-        name=scenario.name,
-        fingerprint=scenario.fingerprint(),
-        scenario=scenario,
-        status=Status.FAILED,
+    return ScenarioResult.of(
+        scenario,
         failure=Failure(
             kind=FailureKind.OUT_OF_MEMORY if oom else FailureKind.EXCEPTION,
             type=type(error).__name__,
@@ -199,11 +189,8 @@ def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> S
         measure.train_flops(n_matmul, n_trainable_matmul, tokens)
         for tokens in log.step_padded_tokens
     )
-    return ScenarioResult(
-        name=scenario.name,
-        fingerprint=scenario.fingerprint(),
-        scenario=scenario,
-        status=Status.OK,
+    return ScenarioResult.of(
+        scenario,
         metrics=Metrics(
             device=device,
             model_id=scenario.model,
