@@ -32,10 +32,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from adrbench.gate import Comparison, GateConfig, RatioRule, StepTimeRule, load_config
-from adrbench.results import Metrics, RunRecord, Status
+from adrbench.gate.rules import Comparison, GateConfig, RatioRule, StepTimeRule, load_config
+from adrbench.results.record import Metrics, RunRecord, Status
+from adrbench.results.store import iter_runs, load_run
 from adrbench.stats import mad_sigma, mann_whitney_u, median, paired_log_ratios
-from adrbench.store import iter_runs, load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ROOT / "bench" / "gate_calibration.toml"

@@ -7,7 +7,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import replace
 
-from adrbench.results import (
+from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict
+from adrbench.engine.scenario import Scenario
+from adrbench.results.record import (
     SCHEMA_VERSION,
     Compute,
     DatasetInfo,
@@ -26,8 +28,6 @@ from adrbench.results import (
     Status,
     Throughput,
 )
-from adrbench.scenario import Scenario
-from adrbench.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 
 __all__ = ["make_environment", "make_failed", "make_ok", "make_run", "make_skipped"]
 

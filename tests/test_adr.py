@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrbench.adr import (
+from adrbench.decisions.adr import (
     EVIDENCE_BEGIN,
     EVIDENCE_END,
     MAX_YAML_DEPTH,

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from adrbench.baseline import (
+from adrbench.cli import main
+from adrbench.errors import ResultsError
+from adrbench.gate.baseline import (
     BaselineError,
     baseline_path,
     find_baseline,
@@ -14,10 +16,8 @@ from adrbench.baseline import (
     median_run,
     save_baseline,
 )
-from adrbench.cli import main
-from adrbench.errors import ResultsError
-from adrbench.results import RunRecord
-from adrbench.store import write_run
+from adrbench.results.record import RunRecord
+from adrbench.results.store import write_run
 from factories import make_environment, make_failed, make_ok, make_run, make_skipped
 
 CPU = "cpu-2core-24g"

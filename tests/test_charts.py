@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from adrbench.charts import CHART_KINDS, ChartKind, MemoryReading, memory_reading, render_chart
-from adrbench.results import Memory, RunRecord
+from adrbench.reports.charts import (
+    CHART_KINDS,
+    ChartKind,
+    MemoryReading,
+    memory_reading,
+    render_chart,
+)
+from adrbench.results.record import Memory, RunRecord
 from factories import make_environment, make_failed, make_ok, make_run, make_skipped
 
 SCENARIOS = ("full", "lora", "qlora", "broken")
@@ -54,7 +60,7 @@ def test_chart_bytes_do_not_depend_on_the_process(tmp_path: Path) -> None:
     # WHEN the same chart is rendered in a fresh interpreter (new hash seed, fresh matplotlib)
     script = (
         "import sys; sys.path.insert(0, 'tests'); from test_charts import two_runs, SCENARIOS; "
-        "from adrbench.charts import render_chart; "
+        "from adrbench.reports.charts import render_chart; "
         "sys.stdout.buffer.write(render_chart('pareto', two_runs(), SCENARIOS))"
     )
     there = subprocess.run(

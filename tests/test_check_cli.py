@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from adrbench import store
 from adrbench.cli import main
+from adrbench.results import store
 from factories import make_finetune_sts_run
 
 REPO_ADRS = Path(__file__).parents[1] / "adr"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from adrbench.engine.scenario import LoraSettings, Scenario
+from adrbench.engine.suite import load_suite, parse_override
 from adrbench.errors import ScenarioError
-from adrbench.scenario import LoraSettings, Scenario
-from adrbench.suite import load_suite, parse_override
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from adrbench.data import DATA_DIR_ENV, load_stsb
+from adrbench.engine.data import DATA_DIR_ENV, load_stsb
+from adrbench.engine.scenario import Scenario
+from adrbench.engine.train import plan_batches
 from adrbench.errors import UserError
-from adrbench.scenario import Scenario
-from adrbench.train import plan_batches
 from conftest import write_tiny_stsb
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from adrbench import device as devices
-from adrbench import methods
-from adrbench.device import DeviceProbe
-from adrbench.results import FailureKind, Status
-from adrbench.runner import run_isolated, run_scenarios
-from adrbench.scenario import Scenario
-from adrbench.worker import run_scenario
+from adrbench.engine import device as devices
+from adrbench.engine import methods
+from adrbench.engine.device import DeviceProbe
+from adrbench.engine.runner import run_isolated, run_scenarios
+from adrbench.engine.scenario import Scenario
+from adrbench.engine.worker import run_scenario
+from adrbench.results.record import FailureKind, Status
 
 NO_CUDA = DeviceProbe(cuda_available=False, cuda_name=None, mps_available=False)
 CUDA = DeviceProbe(cuda_available=True, cuda_name="Pretend GPU", mps_available=False)
@@ -179,7 +179,7 @@ def test_peak_memory_is_per_scenario(tiny_model: Path, tiny_stsb: Path) -> None:
 def test_ctrl_c_keeps_finished_scenarios_and_marks_the_rest_canceled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import adrbench.runner as runner
+    import adrbench.engine.runner as runner
 
     calls: list[str] = []
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adrbench.expressions import (
+from adrbench.decisions.expressions import (
     MAX_DEPTH,
     MAX_SOURCE_LENGTH,
     Evaluation,

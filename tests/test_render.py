@@ -15,8 +15,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from adrbench import render
-from adrbench.render import (
+from adrbench.decisions.verdicts import AdrVerdicts
+from adrbench.engine.scenario import Scenario
+from adrbench.reports import render
+from adrbench.reports.render import (
     AppendixInput,
     Chart,
     EvidenceRun,
@@ -31,9 +33,7 @@ from adrbench.render import (
     render_index,
     verdict_line,
 )
-from adrbench.results import FailureKind, RunRecord
-from adrbench.scenario import Scenario
-from adrbench.verdicts import AdrVerdicts
+from adrbench.results.record import FailureKind, RunRecord
 from factories import (
     make_adr_verdicts,
     make_environment,

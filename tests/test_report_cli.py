@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from adrbench.cli import main
-from adrbench.results import RunRecord
-from adrbench.store import write_run
+from adrbench.results.record import RunRecord
+from adrbench.results.store import write_run
 from factories import make_environment, make_ok, make_run, make_skipped
 
 ADR_002 = """\

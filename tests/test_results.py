@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from adrbench.errors import ResultsError
-from adrbench.results import SCHEMA_VERSION, run_from_json, run_to_json
-from adrbench.store import latest_run, load_run, write_run
+from adrbench.results.record import SCHEMA_VERSION, run_from_json, run_to_json
+from adrbench.results.store import latest_run, load_run, write_run
 from factories import make_failed, make_run
 
 
@@ -76,7 +76,7 @@ def test_write_never_overwrites_and_latest_is_the_newest(tmp_path: Path) -> None
 
 
 def test_a_results_folder_names_its_newest_run(tmp_path: Path) -> None:
-    from adrbench.store import resolve_run
+    from adrbench.results.store import resolve_run
 
     write_run(make_run(run_id="20261128T120000Z-s-quick-aaaa"), tmp_path)
     write_run(make_run(run_id="20261128T130000Z-s-quick-bbbb"), tmp_path)
@@ -87,7 +87,7 @@ def test_a_results_folder_names_its_newest_run(tmp_path: Path) -> None:
 def test_a_full_profile_run_stays_the_evidence_when_a_newer_quick_run_arrives(
     tmp_path: Path,
 ) -> None:
-    from adrbench.store import evidence_run
+    from adrbench.results.store import evidence_run
 
     full = make_run(run_id="20261128T120000Z-s-full-aaaa", profile="full")
     quick = make_run(run_id="20261128T130000Z-s-quick-bbbb", profile="quick")

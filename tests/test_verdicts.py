@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from adrbench import store
-from adrbench.adr import Adr, AdrError, load_adrs, parse_adr
-from adrbench.facts import Facts, build_facts
-from adrbench.probes import ProbeResult
-from adrbench.verdicts import AdrVerdicts, Outcome, judge, judge_adr, judge_all
+from adrbench.decisions.adr import Adr, AdrError, load_adrs, parse_adr
+from adrbench.decisions.facts import Facts, build_facts
+from adrbench.decisions.probes import ProbeResult
+from adrbench.decisions.verdicts import AdrVerdicts, Outcome, judge, judge_adr, judge_all
+from adrbench.results import store
 from factories import (
     MINILM_PARAMETERS,
     make_environment,
@@ -38,7 +38,7 @@ def probe_facts(monkeypatch: pytest.MonkeyPatch, on_cpu: bool | None, **what_if:
     def run_probes(timeout_s: float = 180.0) -> dict[str, ProbeResult]:
         return {"bnb_nf4_on_cpu": ProbeResult("bnb_nf4_on_cpu", on_cpu, detail)}
 
-    monkeypatch.setattr("adrbench.facts.run_probes", run_probes)
+    monkeypatch.setattr("adrbench.decisions.facts.run_probes", run_probes)
     return build_facts(make_finetune_sts_run(), what_if=what_if, probes=True)
 
 
@@ -174,7 +174,9 @@ def test_without_any_run_results_and_model_facts_are_unknown(
     adrs: dict[int, Adr], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN no run yet (env read from this machine, stubbed here) WHEN judged THEN unknowns
-    monkeypatch.setattr("adrbench.facts._live_env_values", lambda: {"env.cuda_available": False})
+    monkeypatch.setattr(
+        "adrbench.decisions.facts._live_env_values", lambda: {"env.cuda_available": False}
+    )
     facts = build_facts(None, probes=False)
     verdicts = judge_adr(adrs[2], facts)
     assert outcomes(verdicts) == {

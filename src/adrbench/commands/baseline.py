@@ -11,9 +11,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from adrbench.baseline import list_baselines, median_run, save_baseline
-from adrbench.results import Status
-from adrbench.store import DEFAULT_RESULTS_DIR, resolve_run
+from adrbench.gate.baseline import list_baselines, median_run, save_baseline
+from adrbench.results.record import Status
+from adrbench.results.store import DEFAULT_RESULTS_DIR, resolve_run
 
 __all__ = ["add_arguments", "run"]
 

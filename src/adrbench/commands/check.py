@@ -20,13 +20,13 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from adrbench.adr import resolve_adr_args
 from adrbench.commands import add_adr_options, add_no_probes, add_results_dir, ensure_adr_dir
+from adrbench.decisions.adr import resolve_adr_args
+from adrbench.decisions.facts import Facts
+from adrbench.decisions.verdicts import AdrVerdicts, Judgement, Kind, Outcome, Verdict, judge
 from adrbench.errors import UserError
-from adrbench.facts import Facts
-from adrbench.render import format_value
+from adrbench.reports.render import format_value
 from adrbench.units import format_count
-from adrbench.verdicts import AdrVerdicts, Judgement, Kind, Outcome, Verdict, judge
 
 __all__ = ["add_arguments", "format_json", "format_markdown", "format_table", "run"]
 
@@ -167,7 +167,7 @@ def format_table(judgement: Judgement) -> str:
     """Plain-text report: one block per ADR, then a summary line.
 
     Args:
-        judgement: From :func:`adrbench.verdicts.judge`.
+        judgement: From :func:`adrbench.decisions.verdicts.judge`.
     """
     blocks = [_source(judgement)]
     for adr in judgement.verdicts:
@@ -184,7 +184,7 @@ def format_markdown(judgement: Judgement) -> str:
     """GitHub Markdown: a section per ADR with a verdict table.
 
     Args:
-        judgement: From :func:`adrbench.verdicts.judge`.
+        judgement: From :func:`adrbench.decisions.verdicts.judge`.
     """
     blocks = [_source(judgement)]
     for adr in judgement.verdicts:
@@ -205,7 +205,7 @@ def format_json(judgement: Judgement) -> str:
     """Machine-readable: the run, the what-if overrides and every verdict with its values.
 
     Args:
-        judgement: From :func:`adrbench.verdicts.judge`.
+        judgement: From :func:`adrbench.decisions.verdicts.judge`.
     """
     run = judgement.run
     data = {

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from adrbench.baseline import find_baseline, load_baseline
 from adrbench.errors import ResultsError
-from adrbench.gate import GateReport, Row, evaluate, load_config
-from adrbench.results import RunRecord
-from adrbench.store import DEFAULT_RESULTS_DIR, latest_run, resolve_run, runs_dir
+from adrbench.gate.baseline import find_baseline, load_baseline
+from adrbench.gate.rules import GateReport, Row, evaluate, load_config
+from adrbench.results.record import RunRecord
+from adrbench.results.store import DEFAULT_RESULTS_DIR, latest_run, resolve_run, runs_dir
 
 __all__ = ["add_arguments", "render_json", "render_markdown", "render_table", "run"]
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 
-from adrbench.adr import adr_paths, lint, resolve_adr_args
 from adrbench.commands import add_adr_options, ensure_adr_dir
+from adrbench.decisions.adr import adr_paths, lint, resolve_adr_args
 
 __all__ = ["add_arguments", "run"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from adrbench.commands import add_adr_options, add_no_probes, add_results_dir
-from adrbench.render import report_all
+from adrbench.reports.render import report_all
 
 __all__ = ["add_arguments", "run"]
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from adrbench.data import load_stsb
-from adrbench.environment import capture_environment, capture_git
-from adrbench.models import model_info
-from adrbench.progress import ProgressDisplay
-from adrbench.results import SCHEMA_VERSION, FailureKind, RunRecord, ScenarioResult, Status
-from adrbench.runner import run_scenarios
-from adrbench.store import DEFAULT_RESULTS_DIR, write_run
-from adrbench.suite import load_suite, parse_override
+from adrbench.engine.data import load_stsb
+from adrbench.engine.environment import capture_environment, capture_git
+from adrbench.engine.models import model_info
+from adrbench.engine.progress import ProgressDisplay
+from adrbench.engine.runner import run_scenarios
+from adrbench.engine.suite import load_suite, parse_override
+from adrbench.results.record import SCHEMA_VERSION, FailureKind, RunRecord, ScenarioResult, Status
+from adrbench.results.store import DEFAULT_RESULTS_DIR, write_run
 from adrbench.units import format_bytes
 
 __all__ = ["add_arguments", "run"]

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from adrbench.results import ScenarioResult, Status
+from adrbench.results.record import ScenarioResult, Status
 
 __all__ = ["ProgressDisplay"]
 

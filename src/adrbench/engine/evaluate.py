@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from adrbench.data import StsSplit
-from adrbench.results import Scores
+from adrbench.engine.data import StsSplit
+from adrbench.results.record import Scores
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

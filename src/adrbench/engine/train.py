@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from adrbench.data import StsSplit
-from adrbench.device import synchronize
+from adrbench.engine.data import StsSplit
+from adrbench.engine.device import synchronize
+from adrbench.engine.scenario import Scenario
 from adrbench.errors import ScenarioError
-from adrbench.scenario import Scenario
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

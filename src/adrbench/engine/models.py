@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adrbench.results import ModelInfo
+from adrbench.results.record import ModelInfo
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

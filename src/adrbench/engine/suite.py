@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adrbench.engine.scenario import Scenario
 from adrbench.errors import ScenarioError
-from adrbench.scenario import Scenario
 
 __all__ = ["Suite", "load_suite", "parse_override"]
 

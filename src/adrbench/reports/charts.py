@@ -20,7 +20,7 @@ from typing import Any, Literal
 import matplotlib.style
 from matplotlib.figure import Figure
 
-from adrbench.results import Memory, RunRecord, ScenarioResult, Status
+from adrbench.results.record import Memory, RunRecord, ScenarioResult, Status
 
 __all__ = [
     "CHART_KINDS",

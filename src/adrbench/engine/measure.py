@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from adrbench.device import synchronize
+from adrbench.engine.device import synchronize
 
 __all__ = [
     "TRAIN_FLOPS_FORMULA",

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adrbench.adr import Adr, AdrError, Item, Problem, adr_paths, lint
-from adrbench.expressions import ExpressionError, Missing, caret_snippet, evaluate
-from adrbench.facts import Facts, build_facts
-from adrbench.results import RunRecord
+from adrbench.decisions.adr import Adr, AdrError, Item, Problem, adr_paths, lint
+from adrbench.decisions.expressions import ExpressionError, Missing, caret_snippet, evaluate
+from adrbench.decisions.facts import Facts, build_facts
+from adrbench.results.record import RunRecord
 
 __all__ = ["AdrVerdicts", "Kind", "Outcome", "Verdict"]
 
@@ -108,7 +108,7 @@ def judge_item(adr: Adr, item: Item, facts: Facts) -> Verdict:
     Args:
         adr: The ADR it belongs to (for error messages).
         item: The claim, trigger or premise.
-        facts: The namespace (see :func:`adrbench.facts.build_facts`).
+        facts: The namespace (see :func:`adrbench.decisions.facts.build_facts`).
 
     Raises:
         AdrError: a name that is not a fact, a type mismatch, or an expression that is not a
@@ -171,7 +171,7 @@ def judge_adr(adr: Adr, facts: Facts) -> AdrVerdicts:
     """Judge every claim, trigger and premise of one ADR (none: "no evidence", not an error).
 
     Args:
-        adr: From :func:`adrbench.adr.load_adrs`.
+        adr: From :func:`adrbench.decisions.adr.load_adrs`.
         facts: The namespace.
 
     Raises:
@@ -213,8 +213,8 @@ def select_run(
 
     ``run`` (a path, run id or "latest") wins. Otherwise: the evidence run of ``suite`` for this
     environment (its fingerprint; measured here when not given), i.e. the newest run of the most
-    thorough profile (:func:`adrbench.store.evidence_run`, the same run the reports show), or None
-    when there is none yet — then every ``results.*`` fact is unknown, never fine.
+    thorough profile (:func:`adrbench.results.store.evidence_run`, the same run the reports show),
+    or None when there is none yet — then every ``results.*`` fact is unknown, never fine.
 
     Args:
         results_dir: The results directory.
@@ -222,12 +222,12 @@ def select_run(
         suite: The evidence suite, when the ADRs agree on one.
         environment: This machine's environment fingerprint (default: captured now).
     """
-    from adrbench import store
+    from adrbench.results import store
 
     if run is not None:
         return store.resolve_run(run, results_dir)
     if environment is None:
-        from adrbench.environment import capture_environment
+        from adrbench.engine.environment import capture_environment
 
         environment = capture_environment().fingerprint
     return store.evidence_run(results_dir, suite=suite, environment=environment)

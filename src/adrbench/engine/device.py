@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from adrbench.scenario import DeviceName
+from adrbench.engine.scenario import DeviceName
 
 __all__ = ["DeviceProbe", "probe_devices", "resolve_device", "synchronize"]
 

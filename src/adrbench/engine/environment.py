@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from adrbench.results import Environment, GitInfo
+from adrbench.results.record import Environment, GitInfo
 
 __all__ = ["PACKAGES", "capture_environment", "capture_git", "cpu_model"]
 
@@ -47,7 +47,7 @@ def _version(package: str) -> str | None:
 def capture_environment() -> Environment:
     import torch
 
-    from adrbench.device import probe_devices
+    from adrbench.engine.device import probe_devices
 
     probe = probe_devices()
     kind = probe.best

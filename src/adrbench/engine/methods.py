@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from adrbench.device import DeviceProbe
-from adrbench.models import load_sentence_transformer
-from adrbench.results import Skip
-from adrbench.scenario import Scenario
+from adrbench.engine.device import DeviceProbe
+from adrbench.engine.models import load_sentence_transformer
+from adrbench.engine.scenario import Scenario
+from adrbench.results.record import Skip
 
 if TYPE_CHECKING:
     import torch

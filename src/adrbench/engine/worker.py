@@ -2,8 +2,8 @@
 
 ``run_scenario`` never raises: it returns ``ok`` with metrics, ``skipped`` with a reason code, or
 ``failed`` with the exception. The runner starts this module in a fresh process per scenario
-(``python -m adrbench.worker SCENARIO.json RESULT.json``) so every peak is the scenario's own;
-progress goes to stdout as ``@adrbench {json}`` lines.
+(``python -m adrbench.engine.worker SCENARIO.json RESULT.json``) so every peak is the scenario's
+own; progress goes to stdout as ``@adrbench {json}`` lines.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ from typing import Any
 
 import torch
 
-from adrbench import device as devices
-from adrbench import measure
-from adrbench.data import load_stsb
+from adrbench.engine import device as devices
+from adrbench.engine import measure
+from adrbench.engine.data import load_stsb
+from adrbench.engine.evaluate import evaluate_sts
+from adrbench.engine.methods import get_method
+from adrbench.engine.scenario import Scenario
+from adrbench.engine.train import train
 from adrbench.errors import ScenarioError
-from adrbench.evaluate import evaluate_sts
-from adrbench.methods import get_method
-from adrbench.results import (
+from adrbench.results.record import (
     Compute,
     Failure,
     FailureKind,
@@ -41,8 +43,6 @@ from adrbench.results import (
     from_data,
     to_data,
 )
-from adrbench.scenario import Scenario
-from adrbench.train import train
 
 __all__ = ["PROGRESS_PREFIX", "main", "resolve_loss", "run_scenario"]
 
@@ -223,7 +223,7 @@ def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> S
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m adrbench.worker")
+    parser = argparse.ArgumentParser(prog="python -m adrbench.engine.worker")
     parser.add_argument("scenario", type=Path, help="scenario JSON (Scenario.to_mapping)")
     parser.add_argument("result", type=Path, help="where to write the ScenarioResult JSON")
     parser.add_argument("--data-dir", type=Path, default=None)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adrbench.errors import ResultsError
-from adrbench.results import RunRecord, Status, run_from_json, run_to_json
+from adrbench.results.record import RunRecord, Status, run_from_json, run_to_json
 
 __all__ = [
     "DEFAULT_RESULTS_DIR",

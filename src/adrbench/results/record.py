@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
+from adrbench.engine.scenario import Scenario
 from adrbench.errors import ResultsError
-from adrbench.scenario import Scenario
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -3,14 +3,14 @@
 A premise such as "bitsandbytes 4-bit needs CUDA" is only as good as its last test, so instead of
 reading a version table we quantize a small tensor to NF4 on the CPU and see whether it works.
 
-Probes run in one child process (``python -m adrbench.probes``) with a timeout: importing
+Probes run in one child process (``python -m adrbench.decisions.probes``) with a timeout: importing
 bitsandbytes can be slow or crash on an odd machine, and neither may take ``adrbench check`` down.
 A probe that cannot run (package missing, timeout, crash) yields *unknown* with its reason, never
 false. bitsandbytes is imported inside the probe only, never at module top.
 
 Run by hand::
 
-    python -m adrbench.probes          # prints the JSON the parent reads
+    python -m adrbench.decisions.probes          # prints the JSON the parent reads
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def run_probes(timeout_s: float = 180.0) -> dict[str, ProbeResult]:
     Returns:
         One result per fact name; a probe that could not run has ``value=None`` and says why.
     """
-    command = [sys.executable, "-m", "adrbench.probes"]
+    command = [sys.executable, "-m", "adrbench.decisions.probes"]
 
     def unknown(reason: str) -> dict[str, ProbeResult]:
         return {name: ProbeResult(name, None, reason) for name in probe_fact_names()}

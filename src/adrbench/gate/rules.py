@@ -10,7 +10,7 @@ Rule kinds:
 
 * ``step_time`` — paired per-step times (same batch at the same index), optionally normalised by
   the fp32 matmul kernel timed in the same process; threshold on the median paired ratio.
-* ``ratio`` — a single-valued metric from :data:`adrbench.metrics.METRICS` (e.g. peak RSS),
+* ``ratio`` — a single-valued metric from :data:`adrbench.results.metrics.METRICS` (e.g. peak RSS),
   relative change; noise from the configured per-process coefficient of variation.
 * ``delta`` — a single-valued metric judged on its absolute change (e.g. STS Spearman -0.01).
 * ``joint`` — speed may not be bought with accuracy: faster *and* an accuracy drop beyond the
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from adrbench.errors import UserError
-from adrbench.metrics import METRICS, flatten_metrics
-from adrbench.results import Metrics, RunRecord, ScenarioResult, Status
+from adrbench.results.metrics import METRICS, flatten_metrics
+from adrbench.results.record import Metrics, RunRecord, ScenarioResult, Status
 from adrbench.stats import median, normal_two_sided_p, process_aware_p_value, shift_test
 from adrbench.units import format_bytes, parse_quantity
 
@@ -263,7 +263,7 @@ class RatioRule(Rule):
     """Relative change of a single-valued catalogue metric (one value per process).
 
     Args:
-        metric: Name in :data:`adrbench.metrics.METRICS`.
+        metric: Name in :data:`adrbench.results.metrics.METRICS`.
         max_change: Allowed relative change in the bad direction.
         process_cv: Between-process CV of the metric (0: deterministic, any change is real).
         lower_is_better: Direction (from the catalogue unless configured).
@@ -328,7 +328,7 @@ class DeltaRule(Rule):
     """Absolute change of a single-valued catalogue metric, e.g. STS Spearman.
 
     Args:
-        metric: Name in :data:`adrbench.metrics.METRICS`.
+        metric: Name in :data:`adrbench.results.metrics.METRICS`.
         max_change: Allowed absolute change in the bad direction.
         noise_sd: Between-process SD of the metric (0: no noise model, the threshold decides).
         lower_is_better: Direction (from the catalogue unless configured).

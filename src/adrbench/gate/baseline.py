@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from adrbench.errors import UserError
-from adrbench.results import RunRecord, ScenarioResult, Status, run_to_json
+from adrbench.results.record import RunRecord, ScenarioResult, Status, run_to_json
+from adrbench.results.store import load_run
 from adrbench.stats import median
-from adrbench.store import load_run
 
 __all__ = [
     "Baseline",

@@ -31,9 +31,15 @@ from typing import Literal
 
 import yaml
 
+from adrbench.decisions.expressions import (
+    Expression,
+    ExpressionError,
+    caret_snippet,
+    evaluate,
+    parse,
+)
+from adrbench.decisions.facts import Facts, schema_facts
 from adrbench.errors import UserError
-from adrbench.expressions import Expression, ExpressionError, caret_snippet, evaluate, parse
-from adrbench.facts import Facts, schema_facts
 
 __all__ = [
     "EVIDENCE_BEGIN",
@@ -691,7 +697,8 @@ def lint(paths: Iterable[Path], *, facts: Facts | None = None) -> LintResult:
 
     Args:
         paths: The ADR files.
-        facts: Names to check expressions against (default: :func:`adrbench.facts.schema_facts`).
+        facts: Names to check expressions against (default:
+            :func:`adrbench.decisions.facts.schema_facts`).
     """
     facts = facts or schema_facts()
     adrs: list[Adr] = []

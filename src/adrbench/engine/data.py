@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adrbench.errors import UserError
-from adrbench.results import DatasetInfo
+from adrbench.results.record import DatasetInfo
 
 __all__ = [
     "DATA_DIR_ENV",

@@ -25,14 +25,14 @@ from pathlib import Path
 import jinja2
 from tabulate import tabulate
 
-from adrbench.charts import ChartKind, render_chart
+from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 from adrbench.errors import UserError
-from adrbench.markers import EVIDENCE, INDEX, replace_block
-from adrbench.metrics import METRICS
-from adrbench.results import Environment, Metrics, RunRecord, ScenarioResult, Status
-from adrbench.store import latest_per_environment, run_path
+from adrbench.reports.charts import ChartKind, render_chart
+from adrbench.reports.markers import EVIDENCE, INDEX, replace_block
+from adrbench.results.metrics import METRICS
+from adrbench.results.record import Environment, Metrics, RunRecord, ScenarioResult, Status
+from adrbench.results.store import latest_per_environment, run_path
 from adrbench.units import format_bytes, format_count
-from adrbench.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 
 __all__ = [
     "AppendixInput",
@@ -509,7 +509,7 @@ def evidence_scenarios(evidence: Sequence[str], runs: Sequence[RunRecord]) -> tu
 # --- templates ---------------------------------------------------------------------------------
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("adrbench", "templates"),
+    loader=jinja2.PackageLoader("adrbench.reports", "templates"),
     undefined=jinja2.StrictUndefined,  # a missing value fails the render, never prints ""
     keep_trailing_newline=True,
     trim_blocks=True,
@@ -705,9 +705,9 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
         AdrError: lint problems or expressions that cannot be judged, all of them.
         ResultsError: a corrupt results file.
     """
-    from adrbench.adr import AdrError, Problem, load_adrs
-    from adrbench.facts import Facts, build_facts
-    from adrbench.verdicts import judge_adr
+    from adrbench.decisions.adr import AdrError, Problem, load_adrs
+    from adrbench.decisions.facts import Facts, build_facts
+    from adrbench.decisions.verdicts import judge_adr
 
     adrs = load_adrs(adr_dir)
     suites = sorted({suite for adr in adrs for suite in evidence_suites(adr.evidence)})

@@ -17,11 +17,11 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from adrbench.engine.progress import ProgressDisplay
+from adrbench.engine.scenario import Scenario
+from adrbench.engine.worker import PROGRESS_PREFIX
 from adrbench.errors import ResultsError
-from adrbench.progress import ProgressDisplay
-from adrbench.results import Failure, FailureKind, ScenarioResult, from_data
-from adrbench.scenario import Scenario
-from adrbench.worker import PROGRESS_PREFIX
+from adrbench.results.record import Failure, FailureKind, ScenarioResult, from_data
 
 __all__ = ["STDERR_TAIL_CHARS", "run_isolated", "run_scenarios"]
 
@@ -53,7 +53,7 @@ def run_isolated(
     data_dir: Path | None = None,
     display: ProgressDisplay | None = None,
     python: str = sys.executable,
-    worker: Sequence[str] = ("-m", "adrbench.worker"),
+    worker: Sequence[str] = ("-m", "adrbench.engine.worker"),
 ) -> ScenarioResult:
     """Run one scenario in a child process (``python worker... SCENARIO RESULT``)."""
     with tempfile.TemporaryDirectory(prefix="adrbench-") as tmp:

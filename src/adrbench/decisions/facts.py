@@ -3,8 +3,8 @@
 One flat map of dotted names to values, built once per ``adrbench check``:
 
 ``env.*``
-    From the run's :class:`~adrbench.results.Environment` (where there is no run, from the live
-    machine): ``device``, ``device_name``, ``cuda_available``, ``mps_available``,
+    From the run's :class:`~adrbench.results.record.Environment` (where there is no run, from the
+    live machine): ``device``, ``device_name``, ``cuda_available``, ``mps_available``,
     ``memory_bytes``, ``cores``, ``torch_threads``, ``os``, ``python``, ``cpu_model``,
     ``fingerprint``, and ``packages.<name>`` (version strings; ``-`` in a name becomes ``_``).
 ``model.*``
@@ -15,11 +15,12 @@ One flat map of dotted names to values, built once per ``adrbench check``:
     Also ``id`` (what the suite asked for) and ``resolved`` (what was loaded).
 ``results.<scenario>.*``
     ``status`` (``ok`` / ``skipped`` / ``failed``), ``reason`` (the skip code or failure kind,
-    ``""`` when ok) and every metric of :data:`adrbench.metrics.METRICS`. A metric of a skipped or
-    failed scenario, of a scenario the run does not have, or a counter this device does not have
-    is :class:`~adrbench.expressions.Missing` with the reason, so a claim on it is *unknown*.
+    ``""`` when ok) and every metric of :data:`adrbench.results.metrics.METRICS`. A metric of a
+    skipped or failed scenario, of a scenario the run does not have, or a counter this device does
+    not have is :class:`~adrbench.decisions.expressions.Missing` with the reason, so a claim on it
+    is *unknown*.
 ``probes.*``
-    From :mod:`adrbench.probes`, which really run on this machine.
+    From :mod:`adrbench.decisions.probes`, which really run on this machine.
 
 ``--what-if NAME=VALUE`` overrides any fact, e.g. ``model.parameters=7B``.
 """
@@ -31,11 +32,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from adrbench.decisions.expressions import Missing, Value
+from adrbench.decisions.probes import ProbeResult, probe_fact_names, run_probes
 from adrbench.errors import UserError
-from adrbench.expressions import Missing, Value
-from adrbench.metrics import METRICS, flatten_metrics
-from adrbench.probes import ProbeResult, probe_fact_names, run_probes
-from adrbench.results import Environment, RunRecord, ScenarioResult, Status
+from adrbench.results.metrics import METRICS, flatten_metrics
+from adrbench.results.record import Environment, RunRecord, ScenarioResult, Status
 from adrbench.units import parse_quantity
 
 __all__ = [
@@ -230,7 +231,7 @@ def _env_values(env: Environment) -> dict[str, Value | Missing]:
 
 def _live_env_values() -> dict[str, Value | Missing]:
     """The machine we run on, for when there is no run to read ``env`` from."""
-    from adrbench.environment import capture_environment  # imports torch: only when needed
+    from adrbench.engine.environment import capture_environment  # imports torch: only when needed
 
     return _env_values(capture_environment())
 

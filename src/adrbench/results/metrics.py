@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from adrbench.results import Metrics
+from adrbench.results.record import Metrics
 
 __all__ = ["METRICS", "MetricSpec", "flatten_metrics"]
 

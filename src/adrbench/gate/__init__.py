@@ -1,0 +1,3 @@
+"""The regression gate: rules judged against a baseline."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Reports: appendices, charts and the generated blocks inside ADRs."""
+
+from __future__ import annotations
