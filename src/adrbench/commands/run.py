@@ -12,6 +12,7 @@ from tabulate import tabulate
 
 from adrbench.engine.data import load_stsb
 from adrbench.engine.environment import capture_environment, capture_git
+from adrbench.engine.interrupt import exit_status, interruptible
 from adrbench.engine.models import model_info
 from adrbench.engine.progress import ProgressDisplay
 from adrbench.engine.runner import run_scenarios
@@ -102,23 +103,29 @@ def run(args: argparse.Namespace) -> int:
     started = _now()
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{suite.name}-{args.profile}-{secrets.token_hex(2)}"
     print(f"adrbench run {run_id}: {len(scenarios)} scenarios from {args.suite}", flush=True)
-    results = run_scenarios(scenarios, data_dir=data_dir, display=ProgressDisplay())
-    record = RunRecord(
-        schema_version=SCHEMA_VERSION,
-        run_id=run_id,
-        suite=suite.name,
-        profile=args.profile,
-        started_at=started.isoformat().replace("+00:00", "Z"),
-        finished_at=_now().isoformat().replace("+00:00", "Z"),
-        git=capture_git(args.suite.resolve().parent),
-        environment=capture_environment(),
-        model=model_info(scenarios[0].model) if scenarios else None,
-        dataset=data.info,
-        scenarios=results,
-    )
-    path = write_run(record, args.results_dir)
+    with interruptible() as signals:
+        results = run_scenarios(scenarios, data_dir=data_dir, display=ProgressDisplay())
+        signals.defer = True  # what finished is written even if another signal comes now
+        record = RunRecord(
+            schema_version=SCHEMA_VERSION,
+            run_id=run_id,
+            suite=suite.name,
+            profile=args.profile,
+            started_at=started.isoformat().replace("+00:00", "Z"),
+            finished_at=_now().isoformat().replace("+00:00", "Z"),
+            git=capture_git(args.suite.resolve().parent),
+            environment=capture_environment(),
+            model=model_info(scenarios[0].model) if scenarios else None,
+            dataset=data.info,
+            scenarios=results,
+        )
+        path = write_run(record, args.results_dir)
     print(_summary(results))
     print(f"results: {path}")
+    if signals.first is not None:
+        # What a shell reports for that signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); the partial
+        # run is written above.
+        return exit_status(signals.first)
     if any(r.failure is not None and r.failure.kind is FailureKind.CANCELED for r in results):
-        return 130  # what a shell reports for Ctrl-C; the partial run is written above
+        return 130
     return 1 if any(r.status is Status.FAILED for r in results) else 0

@@ -17,6 +17,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from adrbench.engine.interrupt import (
+    PARENT_PID_ENV,
+    Interrupted,
+    register_group,
+    unregister_group,
+)
 from adrbench.engine.progress import ProgressDisplay
 from adrbench.engine.scenario import Scenario
 from adrbench.engine.worker import PROGRESS_PREFIX
@@ -47,6 +53,11 @@ def _pump(stream: object, display: ProgressDisplay | None, passthrough: list[str
             passthrough.append(line)
 
 
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
 def run_isolated(
     scenario: Scenario,
     *,
@@ -64,7 +75,8 @@ def run_isolated(
         command = [python, *worker, str(scenario_path), str(result_path)]
         if data_dir is not None:
             command += ["--data-dir", str(data_dir)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The worker watches this pid and ends itself if the runner dies (engine/interrupt.py).
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}
         with stderr_path.open("w", encoding="utf-8") as stderr:
             child = subprocess.Popen(
                 command,
@@ -74,22 +86,26 @@ def run_isolated(
                 env=env,
                 start_new_session=True,  # so a timeout kills the whole process group
             )
+            register_group(child.pid)  # its pid is its group id (a new session)
             stdout_lines: list[str] = []
             reader = threading.Thread(target=_pump, args=(child.stdout, display, stdout_lines))
             reader.start()
             timed_out = False
             try:
-                child.wait(timeout=scenario.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-            except KeyboardInterrupt:
-                os.killpg(child.pid, signal.SIGKILL)
+                try:
+                    child.wait(timeout=scenario.timeout_s)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                    _kill_group(child.pid)
+                    child.wait()
+                reader.join()
+            except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP (see engine/interrupt.py)
+                _kill_group(child.pid)
                 child.wait()
                 reader.join()
                 raise
-            reader.join()
+            finally:
+                unregister_group(child.pid)
         tail = stderr_path.read_text(encoding="utf-8", errors="replace")[-STDERR_TAIL_CHARS:]
         if timed_out:
             return _failure(
@@ -132,21 +148,24 @@ def run_scenarios(
     data_dir: Path | None = None,
     display: ProgressDisplay | None = None,
 ) -> tuple[ScenarioResult, ...]:
-    """Run each scenario in turn. On Ctrl-C the running child is killed and it and every scenario
-    not yet run are recorded ``failed/canceled``, so the caller can still write what was measured.
+    """Run each scenario in turn. On Ctrl-C, SIGTERM or SIGHUP (when the caller runs this inside
+    :func:`adrbench.engine.interrupt.interruptible`) the running child's process group is killed
+    and it and every scenario not yet run are recorded ``failed/canceled``, so the caller can still
+    write what was measured.
     """
     results: list[ScenarioResult] = []
-    for index, scenario in enumerate(scenarios, start=1):
-        if display is not None:
-            display.scenario_started(index, len(scenarios), scenario.name)
-        try:
+    try:
+        for index, scenario in enumerate(scenarios, start=1):
+            if display is not None:
+                display.scenario_started(index, len(scenarios), scenario.name)
             result = run_isolated(scenario, data_dir=data_dir, display=display)
-        except KeyboardInterrupt:
-            for pending in scenarios[index - 1 :]:
-                message = "interrupted (Ctrl-C) before this scenario finished"
-                results.append(_failure(pending, FailureKind.CANCELED, "Interrupted", message, ""))
-            break
-        if display is not None:
-            display.scenario_done(result)
-        results.append(result)
+            results.append(result)
+            if display is not None:
+                display.scenario_done(result)
+    except KeyboardInterrupt as interrupt:
+        how = interrupt.name if isinstance(interrupt, Interrupted) else "SIGINT"
+        why = "Ctrl-C" if how == "SIGINT" else how
+        message = f"interrupted ({why}) before this scenario finished"
+        for pending in scenarios[len(results) :]:
+            results.append(_failure(pending, FailureKind.CANCELED, "Interrupted", message, ""))
     return tuple(results)

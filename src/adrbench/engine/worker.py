@@ -25,6 +25,7 @@ from adrbench.engine import device as devices
 from adrbench.engine import measure
 from adrbench.engine.data import load_stsb
 from adrbench.engine.evaluate import evaluate_sts
+from adrbench.engine.interrupt import die_with_parent
 from adrbench.engine.methods import get_method
 from adrbench.engine.scenario import Scenario
 from adrbench.engine.train import train
@@ -223,6 +224,7 @@ def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> S
 
 
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent()  # a worker never outlives the runner that started it
     parser = argparse.ArgumentParser(prog="python -m adrbench.engine.worker")
     parser.add_argument("scenario", type=Path, help="scenario JSON (Scenario.to_mapping)")
     parser.add_argument("result", type=Path, help="where to write the ScenarioResult JSON")
