@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from adrbench import __version__
 from adrbench.errors import UserError
+from adrbench.project import find_root, load_settings
 
 __all__ = ["COMMANDS", "main"]
 
@@ -41,9 +44,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose default lies in the project root (the command leaves them None when not given).
+_ROOT_DEFAULTS = {"adr_dir": "adr", "results_dir": "results", "config": None}
+
+
+def use_project_root(args: argparse.Namespace) -> None:
+    """Fill the path options left at their default from the project root (see
+    :mod:`adrbench.project`), say which root when it is not the current folder, and read
+    ``[tool.adrbench]`` into ``args.settings`` (its file into ``args.pyproject``).
+
+    Args:
+        args: Parsed options; changed in place.
+    """
+    root = find_root()
+    base = Path(".")
+    if root is not None and root != Path.cwd().resolve():
+        base = Path(os.path.relpath(root))
+        print(f"adrbench: project root {root} (above the current folder)", file=sys.stderr)
+    for name, default in _ROOT_DEFAULTS.items():
+        if default is not None and getattr(args, name, "") is None:
+            setattr(args, name, base / default)
+    args.pyproject = base / "pyproject.toml"
+    args.settings = load_settings(args.pyproject)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        use_project_root(args)
         code: int = args._run(args)
     except UserError as error:
         print(f"adrbench {args.command}: error: {error}", file=sys.stderr)

@@ -13,7 +13,9 @@ from tabulate import tabulate
 
 from adrbench.gate.baseline import list_baselines, median_run, save_baseline
 from adrbench.results.record import Status
-from adrbench.results.store import DEFAULT_RESULTS_DIR, resolve_run
+from adrbench.results.store import resolve_run
+
+_RESULTS_HELP = "results directory (default: results/ in the project root)"
 
 __all__ = ["add_arguments", "run"]
 
@@ -35,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run id or results file (default: newest); repeat it to store, per scenario, the "
         "median of several runs of the same code",
     )
-    update.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
+    update.add_argument("--results-dir", type=Path, default=None, help=_RESULTS_HELP)
     show = actions.add_parser("show", help="list the stored baselines")
-    show.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
+    show.add_argument("--results-dir", type=Path, default=None, help=_RESULTS_HELP)
 
 
 def run(args: argparse.Namespace) -> int:

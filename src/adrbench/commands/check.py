@@ -2,7 +2,7 @@
 
 Examples::
 
-    adrbench check                                   # every ADR, latest run of this machine
+    adrbench check                                   # every ADR, this machine's evidence run
     adrbench check 2 --what-if model.parameters=7B   # would a 7B model reopen ADR-0002?
     adrbench check --results 20261128T120000Z-finetune_sts-quick-0001 --format json
 
@@ -20,7 +20,13 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from adrbench.commands import add_adr_options, add_no_probes, add_results_dir, ensure_adr_dir
+from adrbench.commands import (
+    add_adr_options,
+    add_no_probes,
+    add_results_dir,
+    ensure_adr_dir,
+    ensure_runs,
+)
 from adrbench.decisions.adr import resolve_adr_args
 from adrbench.decisions.facts import Facts
 from adrbench.decisions.verdicts import AdrVerdicts, Judgement, Kind, Outcome, Verdict, judge
@@ -51,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--results",
         metavar="RUN",
-        help="run id, results file or 'latest' (default: this machine's latest run)",
+        help="run id, results file or 'latest' (default: this machine's evidence run: the newest "
+        "run of the most thorough profile, full before quick)",
     )
     parser.add_argument(
         "--what-if",
@@ -257,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
         args: Parsed options (see :func:`add_arguments`).
     """
     ensure_adr_dir(args.adr_dir)
+    if args.results is None or args.results == "latest":
+        ensure_runs(args.results_dir)
     only = resolve_adr_args(args.adr_dir, args.adrs) if args.adrs else None
     judgement = judge(
         args.adr_dir,

@@ -16,9 +16,11 @@ from tabulate import tabulate
 
 from adrbench.errors import ResultsError
 from adrbench.gate.baseline import find_baseline, load_baseline
-from adrbench.gate.rules import GateReport, Row, evaluate, load_config
+from adrbench.gate.rules import GateConfigError, GateReport, Row, evaluate, load_config
 from adrbench.results.record import RunRecord
-from adrbench.results.store import DEFAULT_RESULTS_DIR, latest_run, resolve_run, runs_dir
+from adrbench.results.store import latest_run, resolve_run, runs_dir
+
+_RESULTS_HELP = "results directory (default: results/ in the project root)"
 
 __all__ = ["add_arguments", "render_json", "render_markdown", "render_table", "run"]
 
@@ -53,10 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run id, results file, or a results directory whose newest run is taken (default: "
         "the newest run in --results-dir)",
     )
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
+    parser.add_argument("--results-dir", type=Path, default=None, help=_RESULTS_HELP)
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     parser.add_argument(
-        "--config", type=Path, default=Path("pyproject.toml"), help="file with [tool.adrbench.gate]"
+        "--config",
+        type=Path,
+        default=None,
+        help="file with [tool.adrbench.gate] (default: pyproject.toml in the project root; "
+        "built-in rules when it has none)",
     )
     parser.add_argument(
         "--force",
@@ -198,7 +204,16 @@ def run(args: argparse.Namespace) -> int:
         0 when nothing regressed, 1 otherwise (bad input raises ``UserError``: exit 2).
     """
     results_dir: Path = args.results_dir
-    config = load_config(args.config)
+    if args.config is None:
+        config = load_config(args.pyproject)
+    elif not args.config.is_file():
+        what = "is a directory" if args.config.is_dir() else "does not exist"
+        raise GateConfigError(
+            f"--config {args.config}: {what}; name a pyproject.toml with [tool.adrbench.gate] "
+            "or leave --config out"
+        )
+    else:
+        config = load_config(args.config)
     current = _current_run(args.current, results_dir)
     if args.baseline is None:
         found = load_baseline(

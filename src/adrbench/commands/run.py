@@ -18,8 +18,10 @@ from adrbench.engine.progress import ProgressDisplay
 from adrbench.engine.runner import run_scenarios
 from adrbench.engine.suite import load_suite, parse_override
 from adrbench.results.record import SCHEMA_VERSION, FailureKind, RunRecord, ScenarioResult, Status
-from adrbench.results.store import DEFAULT_RESULTS_DIR, write_run
+from adrbench.results.store import write_run
 from adrbench.units import format_bytes
+
+_RESULTS_HELP = "results directory (default: results/ in the project root)"
 
 __all__ = ["add_arguments", "run"]
 
@@ -41,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a scenario field for every scenario (repeatable)",
     )
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
+    parser.add_argument("--results-dir", type=Path, default=None, help=_RESULTS_HELP)
     parser.add_argument(
         "--data-dir",
         type=Path,

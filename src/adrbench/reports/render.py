@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from tabulate import tabulate
 from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 from adrbench.errors import UserError
 from adrbench.reports.charts import ChartKind, render_chart
-from adrbench.reports.markers import EVIDENCE, INDEX, replace_block
+from adrbench.reports.markers import EVIDENCE, INDEX, find_block, replace_block
 from adrbench.results.metrics import METRICS
 from adrbench.results.record import Environment, Metrics, RunRecord, ScenarioResult, Status
 from adrbench.results.store import latest_per_environment, run_path
@@ -47,6 +48,7 @@ __all__ = [
     "format_value",
     "judge_for_report",
     "plan_reports",
+    "newly_unconfirmed",
     "render_appendix",
     "render_evidence_block",
     "render_index",
@@ -749,8 +751,40 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
     return judged
 
 
+_UNKNOWN_COUNT = re.compile(r"\b([0-9]+) unknown\b")
+
+
+def _committed_unknown(adr_path: Path) -> int | None:
+    """How many unknown verdicts the ADR's evidence block shows now (None: no block yet)."""
+    text = _read_text(adr_path)
+    span = find_block(text, EVIDENCE, path=str(adr_path))
+    if span is None:
+        return None
+    block = "".join(text.splitlines(keepends=True)[span[0] : span[1] + 1])
+    found = _UNKNOWN_COUNT.search(block)
+    return int(found.group(1)) if found else None
+
+
+def newly_unconfirmed(judged: Sequence[JudgedAdr], adr_dir: Path) -> list[str]:
+    """ADRs whose regenerated block would show more unknown verdicts than the committed one, as
+    ``"ADR-0001 (0 -> 3 unknown)"``: their evidence is missing from the results read."""
+    worse = []
+    for item in judged:
+        adr = item.verdicts
+        before = _committed_unknown(adr_dir / Path(adr.path).name)
+        after = sum(1 for v in adr.verdicts if v.outcome is Outcome.UNKNOWN)
+        if before is not None and after > before:
+            worse.append(f"ADR-{adr.number:04d} ({before} -> {after} unknown)")
+    return worse
+
+
 def report_all(
-    adr_dir: Path, results_dir: Path, *, check: bool = False, probes: bool = True
+    adr_dir: Path,
+    results_dir: Path,
+    *,
+    check: bool = False,
+    probes: bool = True,
+    allow_unconfirmed: bool = False,
 ) -> list[Path]:
     """Regenerate every appendix, chart, evidence block and the index; return what changed.
 
@@ -759,6 +793,8 @@ def report_all(
         results_dir: The results directory (``results``).
         check: Write nothing; only report which files regenerating would change.
         probes: Run the premise probes (see :func:`judge_for_report`).
+        allow_unconfirmed: Write even when an ADR would get more unknown verdicts than its
+            committed evidence block shows (see :func:`newly_unconfirmed`).
 
     Returns:
         The paths whose bytes differ from what regenerating gives (written unless ``check``),
@@ -766,13 +802,21 @@ def report_all(
         in a stable order.
 
     Raises:
-        UserError: a bad ADR, a corrupt results file, broken markers.
+        UserError: a bad ADR, a corrupt results file, broken markers, or (unless
+            ``allow_unconfirmed``) confirmed verdicts that would turn unknown; nothing is written.
     """
     if not adr_dir.is_dir():
         raise UserError(f"{adr_dir}: no such ADR directory; pass --adr-dir or create it")
-    outputs = plan_reports(
-        judge_for_report(adr_dir, results_dir, probes=probes), adr_dir, results_dir
-    )
+    judged = judge_for_report(adr_dir, results_dir, probes=probes)
+    if not check and not allow_unconfirmed:
+        worse = newly_unconfirmed(judged, adr_dir)
+        if worse:
+            raise UserError(
+                f"{results_dir}: regenerating would replace confirmed verdicts with unknown ones "
+                f"in {', '.join(worse)}; nothing written. Point --results-dir at the runs that "
+                "confirmed them, or pass --allow-unconfirmed to write anyway"
+            )
+    outputs = plan_reports(judged, adr_dir, results_dir)
     changed = [p for p, data in outputs.items() if not p.is_file() or p.read_bytes() != data]
     # adr/appendix/ is ours: a file there that regenerating does not produce (its ADR was
     # renamed or lost its evidence) is stale too, and goes.
