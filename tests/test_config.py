@@ -85,12 +85,14 @@ def test_the_shipped_suite_has_both_profiles_and_the_adr_scenarios() -> None:
 
 def test_overrides_apply_last_and_unknown_names_are_refused(tmp_path: Path) -> None:
     suite = load_suite(REPO / "bench" / "finetune_sts.toml")
-    (only,) = suite.scenarios(
-        "quick", only=["lora"], overrides=dict([parse_override("max_steps=7")])
-    )
+    (only,) = suite.scenarios("quick", only=["lora"], overrides=[parse_override("max_steps=7")])
     assert (only.name, only.max_steps) == ("lora", 7)
-    with pytest.raises(ScenarioError, match=r"no scenario 'lorra'; did you mean 'lora'\?"):
+    with pytest.raises(ScenarioError) as info:
         suite.scenarios("quick", only=["lorra"])
+    names = ", ".join(str(e["name"]) for e in suite.entries)
+    assert str(info.value) == (
+        f"{suite.path}: no scenario 'lorra'; did you mean 'lora'? (--only takes one of: {names})"
+    )
     with pytest.raises(ScenarioError, match=r"no profile 'fast'; this suite has: quick, full"):
         suite.scenarios("fast")
 
@@ -105,9 +107,62 @@ def test_a_bad_scenario_in_any_profile_fails_when_the_suite_loads(tmp_path: Path
     assert str(info.value) == f"{path}: scenario[0]: scenario 'a': batch_size=-1 must be > 0"
 
 
+def _kv(text: str) -> tuple[str, object]:
+    override = parse_override(text)
+    return override.key, override.value
+
+
 def test_override_values_are_read_as_toml_else_as_strings() -> None:
-    assert parse_override("extra_step_work=0.15") == ("extra_step_work", 0.15)
-    assert parse_override("evaluate_before=false") == ("evaluate_before", False)
-    assert parse_override("model=/tmp/my model") == ("model", "/tmp/my model")
+    assert _kv("extra_step_work=0.15") == ("extra_step_work", 0.15)
+    assert _kv("evaluate_before=false") == ("evaluate_before", False)
+    assert _kv("model=/tmp/my model") == ("model", "/tmp/my model")
+    assert _kv("lora.target_modules=[query, value]") == ("lora.target_modules", ["query", "value"])
     with pytest.raises(ScenarioError, match="expected KEY=VALUE"):
         parse_override("max_steps")
+
+
+def test_a_dotted_override_sets_one_nested_field_and_keeps_the_others(tmp_path: Path) -> None:
+    # GIVEN a suite whose scenario sets lora.alpha
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "s"\n[profiles.quick]\n[[scenario]]\nname = "a"\nlora = {alpha = 32}\n'
+    )
+    suite = load_suite(path)
+    # WHEN --set lora.r=4 and lora.target_modules=[query,value] are given
+    overrides = [parse_override("lora.r=4"), parse_override("lora.target_modules=[query,value]")]
+    (scenario,) = suite.scenarios("quick", overrides=overrides)
+    # THEN those fields change and alpha stays the suite's
+    assert (scenario.lora.r, scenario.lora.alpha) == (4, 32)
+    assert scenario.lora.target_modules == ("query", "value")
+
+
+def test_a_bad_override_is_blamed_not_the_suite_file() -> None:
+    suite = load_suite(REPO / "bench" / "finetune_sts.toml")
+    with pytest.raises(ScenarioError) as info:
+        suite.scenarios("quick", overrides=[parse_override("lora.rr=4")])
+    assert str(info.value) == (
+        "--set 'lora.rr=4': unknown lora field 'rr'; known: alpha, dropout, r, target_modules"
+    )
+    with pytest.raises(ScenarioError) as info:
+        suite.scenarios("quick", overrides=[parse_override("lora.r=0")])
+    assert str(info.value) == "--set 'lora.r=0': lora: r=0 must be an integer >= 1"
+
+
+def test_set_name_is_refused() -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_override("name=x")
+    assert str(info.value) == (
+        "--set 'name=x': 'name' cannot be overridden (every scenario would get the same name); "
+        "pick scenarios with --only NAME"
+    )
+
+
+def test_a_suite_that_is_a_directory_or_not_utf8_is_one_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_suite(REPO / "bench")
+    assert str(info.value).startswith(f"{REPO / 'bench'}: is a directory; name a suite file, e.g. ")
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('name = "caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(ScenarioError) as info:
+        load_suite(latin)
+    assert str(info.value) == f"{latin}: not UTF-8 text (byte 11); save the suite as UTF-8"

@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a scenario field for every scenario (repeatable)",
+        help="override a scenario field for every scenario (repeatable); dotted keys set one "
+        "field of a table: --set lora.r=4 --set lora.target_modules=[query,value]",
     )
     parser.add_argument("--results-dir", type=Path, default=None, help=_RESULTS_HELP)
     parser.add_argument(
@@ -93,7 +94,7 @@ def _summary(results: tuple[ScenarioResult, ...]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
-    overrides = dict(parse_override(item) for item in args.set)
+    overrides = [parse_override(item) for item in args.set]
     scenarios = suite.scenarios(args.profile, only=args.only, overrides=overrides)
     if args.allow_cpu_qlora:
         scenarios = tuple(

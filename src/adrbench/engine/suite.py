@@ -20,9 +20,40 @@ from typing import Any
 from adrbench.engine.scenario import Scenario
 from adrbench.errors import ScenarioError
 
-__all__ = ["Suite", "load_suite", "parse_override"]
+__all__ = ["Override", "Suite", "apply_overrides", "load_suite", "parse_override"]
 
 _SUITE_KEYS = {"name", "description", "defaults", "profiles", "scenario"}
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """One ``--set KEY=VALUE``: ``key`` may be dotted for a nested field (``lora.r``).
+
+    Args:
+        key: The field, e.g. ``max_steps`` or ``lora.target_modules``.
+        value: The value, read as TOML (``[query,value]``: a list of words), else text.
+        text: What the user typed, for messages.
+    """
+
+    key: str
+    value: Any
+    text: str
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[Override]) -> dict[str, Any]:
+    """``data`` with each override set; a dotted key changes one field of a nested table and
+    keeps its other fields (``lora.r=4`` keeps the suite's ``lora.alpha``)."""
+    merged = dict(data)
+    for override in overrides:
+        head, _, rest = override.key.partition(".")
+        if not rest:
+            merged[head] = override.value
+            continue
+        table = merged.get(head, {})
+        nested = dict(table) if isinstance(table, Mapping) else {}
+        nested[rest] = override.value
+        merged[head] = nested
+    return merged
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +70,7 @@ class Suite:
         profile: str,
         *,
         only: Sequence[str] = (),
-        overrides: Mapping[str, Any] | None = None,
+        overrides: Sequence[Override] = (),
     ) -> tuple[Scenario, ...]:
         if profile not in self.profiles:
             raise ScenarioError(
@@ -50,7 +81,14 @@ class Suite:
             if wanted not in names:
                 close = difflib.get_close_matches(wanted, names, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ScenarioError(f"{self.path}: no scenario {wanted!r}{hint}")
+                raise ScenarioError(
+                    f"{self.path}: no scenario {wanted!r}{hint} (--only takes one of: "
+                    f"{', '.join(names)})"
+                )
+        for override in overrides:  # blame the override, not the suite file, for a bad value
+            Scenario.from_mapping(
+                apply_overrides({"name": "override"}, [override]), source=f"--set {override.text!r}"
+            )
         built = []
         for index, entry in enumerate(self.entries):
             if only and entry.get("name") not in only:
@@ -62,8 +100,8 @@ class Suite:
                 **self.profiles[profile],
                 **own,
                 **own_profiles.get(profile, {}),
-                **(overrides or {}),
             }
+            merged = apply_overrides(merged, overrides)
             if "lora" in merged and isinstance(merged["lora"], Mapping):
                 merged["lora"] = dict(merged["lora"])
             built.append(Scenario.from_mapping(merged, source=f"{self.path}: scenario[{index}]"))
@@ -71,10 +109,18 @@ class Suite:
 
 
 def load_suite(path: Path) -> Suite:
+    if path.is_dir():
+        found = sorted(str(p) for p in path.glob("*.toml"))
+        hint = f", e.g. {found[0]}" if found else ""
+        raise ScenarioError(f"{path}: is a directory; name a suite file{hint}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such suite file; suites live in bench/*.toml") from None
+    except UnicodeDecodeError as error:
+        raise ScenarioError(
+            f"{path}: not UTF-8 text (byte {error.start}); save the suite as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{path}: invalid TOML: {error}") from None
     unknown = sorted(set(data) - _SUITE_KEYS)
@@ -103,13 +149,39 @@ def load_suite(path: Path) -> Suite:
     return suite
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` from the command line; VALUE is read as TOML, else taken as a string."""
+def _words(value: str) -> list[str] | None:
+    """``[query,value]`` (words without quotes, which TOML refuses) as a list of strings."""
+    inner = value.strip()
+    if not (inner.startswith("[") and inner.endswith("]")):
+        return None
+    return [w.strip().strip("'\"") for w in inner[1:-1].split(",") if w.strip()]
+
+
+def parse_override(text: str) -> Override:
+    """``KEY=VALUE`` from the command line (``--set``).
+
+    KEY is a scenario field, or ``table.field`` for a nested one (``lora.r=4``). VALUE is read as
+    TOML (``4``, ``true``, ``2e-5``, ``["query", "value"]``), then as a list of bare words
+    (``[query,value]``), else taken as text.
+
+    Raises:
+        ScenarioError: no ``=``, an empty key, or ``name`` (it would give every scenario one name).
+    """
     key, sep, value = text.partition("=")
+    key = key.strip()
     if not sep or not key:
-        raise ScenarioError(f"--set {text!r}: expected KEY=VALUE, e.g. --set max_steps=20")
+        raise ScenarioError(
+            f"--set {text!r}: expected KEY=VALUE, e.g. --set max_steps=20 or --set lora.r=4"
+        )
+    if key == "name":
+        raise ScenarioError(
+            f"--set {text!r}: 'name' cannot be overridden (every scenario would get the same "
+            "name); pick scenarios with --only NAME"
+        )
+    parsed: Any
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
-        parsed = value
-    return key.strip(), parsed
+        words = _words(value)
+        parsed = words if words is not None else value
+    return Override(key, parsed, text)
