@@ -144,14 +144,19 @@ def test_bad_yaml_is_reported_at_its_line_with_a_caret() -> None:
 # --- schema rules ----------------------------------------------------------------------------
 
 
-def test_unknown_status_lists_the_allowed_ones(tmp_path: Path) -> None:
-    # GIVEN a status MADR does not know WHEN parsed THEN the allowed values are listed
+def test_unknown_status_is_a_warning_that_lists_the_allowed_ones(tmp_path: Path) -> None:
+    # GIVEN a status MADR does not know WHEN linted THEN it is a warning, and the ADR still loads
     path = write(tmp_path, "0001-x.md", "date: 2026-01-01\nstatus: approved\n")
-    assert problems_of(path) == (
-        "1 problem in ADRs\n"
-        f"{path}:3: status: unknown status 'approved'; use one of proposed, rejected, accepted, "
-        "deprecated, or 'superseded by ADR-NNNN'"
-    )
+    result = lint([path])
+    assert result.problems == ()
+    assert [a.status for a in result.adrs] == ["approved"]
+    assert [str(w) for w in result.warnings] == [
+        f"{path}:3: warning: status: status 'approved' is not one this project lists (proposed, "
+        "rejected, accepted, deprecated); it is still judged. Add it to [tool.adrbench] statuses "
+        "in pyproject.toml if it is yours, or use 'superseded by ADR-NNNN'"
+    ]
+    # AND a project that lists it gets no warning
+    assert lint([path], statuses=("approved",)).warnings == ()
 
 
 def test_a_malformed_date_is_an_error(tmp_path: Path) -> None:

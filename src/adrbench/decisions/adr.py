@@ -34,12 +34,15 @@ import yaml
 from adrbench.decisions.expressions import (
     Expression,
     ExpressionError,
+    Missing,
+    Value,
     caret_snippet,
     evaluate,
     parse,
 )
-from adrbench.decisions.facts import Facts, schema_facts
+from adrbench.decisions.facts import Facts, fact_kind, fact_kind_of_value, schema_facts
 from adrbench.errors import UserError
+from adrbench.project import DEFAULT_STATUSES
 
 __all__ = [
     "EVIDENCE_BEGIN",
@@ -55,14 +58,16 @@ __all__ = [
     "ItemKind",
     "LintResult",
     "Problem",
+    "Severity",
     "adr_paths",
     "lint",
+    "not_adr_files",
     "load_adrs",
     "parse_adr",
     "resolve_adr_args",
 ]
 
-STATUSES = ("proposed", "rejected", "accepted", "deprecated")
+STATUSES = DEFAULT_STATUSES  # MADR 4's; a project may accept others ([tool.adrbench] statuses)
 MADR_KEYS = ("status", "date", "decision-makers", "consulted", "informed")
 OUR_KEYS = ("evidence", "claims", "revisit_when", "premises", "supersedes", "superseded-by")
 MAX_FRONT_MATTER_CHARS = 100_000
@@ -71,6 +76,7 @@ EVIDENCE_BEGIN = "<!-- adrbench:evidence -->"
 EVIDENCE_END = "<!-- /adrbench:evidence -->"
 
 ItemKind = Literal["claim", "trigger", "premise"]
+Severity = Literal["error", "warning", "note"]
 # front matter key -> (item kind, the key holding its expression)
 _SECTIONS: Mapping[str, tuple[ItemKind, str]] = {
     "claims": ("claim", "holds_if"),
@@ -82,7 +88,11 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _EVIDENCE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
 _ADR_REF = re.compile(r"^(?:ADR-?)?0*([0-9]+)$", re.IGNORECASE)
 # MADR writes "superseded by [ADR-0005](0005-example.md)"; accept that and plain "ADR-0005".
-_SUPERSEDED = re.compile(r"^superseded by \[?ADR-?0*([0-9]+)\]?(?:\([^)]*\))?$", re.IGNORECASE)
+# Nygard / adr-tools write "Superseded by [5. Use X](0005-use-x.md)".
+_SUPERSEDED = re.compile(
+    r"^superseded by (?:\[?ADR-?0*([0-9]+)\]?|\[0*([0-9]+)\.[^\]]*\])(?:\([^)]*\))?$",
+    re.IGNORECASE,
+)
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
@@ -96,6 +106,8 @@ class Problem:
         field: The front matter path, e.g. ``claims[0].holds_if`` (None for the file as a whole).
         message: What is wrong, with the value (``!r``) and the fix.
         snippet: Source lines with a caret under the problem, if any.
+        severity: ``error`` (the ADR cannot be judged), ``warning`` (it can, but something looks
+            wrong, e.g. a status this project does not list) or ``note`` (a file skipped).
     """
 
     path: Path
@@ -103,9 +115,12 @@ class Problem:
     field: str | None
     message: str
     snippet: str | None = None
+    severity: Severity = "error"
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}: "
+        if self.severity != "error":
+            where += f"{self.severity}: "
         head = f"{where}{self.field}: {self.message}" if self.field else f"{where}{self.message}"
         return f"{head}\n{self.snippet}" if self.snippet else head
 
@@ -200,12 +215,22 @@ class _Collector:
         self.path = path
         self.lines = lines
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
-    def add(self, line: int, field: str | None, message: str, column: int | None = None) -> None:
+    def add(
+        self,
+        line: int,
+        field: str | None,
+        message: str,
+        column: int | None = None,
+        severity: Severity = "error",
+    ) -> None:
         snippet = None
         if column is not None and 1 <= line <= len(self.lines):
             snippet = caret_snippet(self.lines[line - 1], column)
-        self.problems.append(Problem(self.path, line, field, message, snippet))
+        problem = Problem(self.path, line, field, message, snippet, severity)
+        (self.problems if severity == "error" else self.warnings).append(problem)
+
 
 
 def _split_front_matter(lines: Sequence[str], errors: _Collector) -> tuple[int, int] | None:
@@ -460,8 +485,27 @@ def _read_items(
     return tuple(items)
 
 
+def _check_status(
+    status: object, line: int, errors: _Collector, statuses: Sequence[str], where: str
+) -> None:
+    if not isinstance(status, str):
+        errors.add(line, "status", f"expected text, got {_type_name(status)} {status!r}")
+    elif status.strip().lower() not in statuses and not _SUPERSEDED.match(status.strip()):
+        errors.add(
+            line,
+            "status",
+            f"status {status!r}{where} is not one this project lists ({', '.join(statuses)}); "
+            "it is still judged. Add it to [tool.adrbench] statuses in pyproject.toml if it is "
+            "yours, or use 'superseded by ADR-NNNN'",
+            severity="warning",
+        )
+
+
 def _read_front_matter(
-    data: Mapping[str, object], lines: Mapping[str, int], errors: _Collector
+    data: Mapping[str, object],
+    lines: Mapping[str, int],
+    errors: _Collector,
+    statuses: Sequence[str] = STATUSES,
 ) -> dict[str, object]:
     """Check MADR's keys and ours; returns the plain values (dates as ISO strings)."""
     out: dict[str, object] = {}
@@ -478,16 +522,7 @@ def _read_front_matter(
             errors.add(key_line, str(key), f"unknown key {key!r}; did you mean {close[0]!r}?")
     status = out.get("status")
     if status is not None:
-        line = lines.get("status", 1)
-        if not isinstance(status, str):
-            errors.add(line, "status", f"expected text, got {_type_name(status)} {status!r}")
-        elif status not in STATUSES and not _SUPERSEDED.match(status):
-            allowed = ", ".join(STATUSES)
-            errors.add(
-                line,
-                "status",
-                f"unknown status {status!r}; use one of {allowed}, or 'superseded by ADR-NNNN'",
-            )
+        _check_status(status, lines.get("status", 1), errors, statuses, "")
     date = out.get("date")
     if date is not None and (not isinstance(date, str) or not _DATE.match(date)):
         errors.add(lines.get("date", 1), "date", f"expected a date YYYY-MM-DD, got {date!r}")
@@ -555,13 +590,41 @@ def parse_adr(path: Path) -> Adr:
         raise UserError(f"{path}: no such ADR file; list them with `ls adr/`") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save it as UTF-8") from None
-    adr, problems = _parse(path, text)
-    if problems or adr is None:
-        raise AdrError(problems)
-    return adr
+    parsed = _parse(path, text)
+    if parsed.problems or parsed.adr is None:
+        raise AdrError(parsed.problems)
+    return parsed.adr
 
 
-def _parse(path: Path, text: str) -> tuple[Adr | None, list[Problem]]:
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """One file read: the ADR (None with errors), its errors and warnings, and every item whose
+    expression parsed (checked against the facts even when the file has other errors)."""
+
+    adr: Adr | None
+    problems: list[Problem]
+    warnings: list[Problem]
+    items: tuple[Item, ...]
+
+
+# Nygard / adr-tools: no front matter; the status is the first line under "## Status".
+_STATUS_HEADING = re.compile(r"^##\s+status\s*$", re.IGNORECASE)
+
+
+def _section_status(lines: Sequence[str], start: int) -> tuple[str, int] | None:
+    """The first non-empty line under a ``## Status`` heading, and its 1-based line number."""
+    for index in range(start, len(lines)):
+        if _STATUS_HEADING.match(lines[index].strip()):
+            for below in range(index + 1, len(lines)):
+                text = lines[below].strip()
+                if text.startswith("#"):
+                    return None
+                if text:
+                    return text, below + 1
+    return None
+
+
+def _parse(path: Path, text: str, statuses: Sequence[str] = STATUSES) -> _Parsed:
     lines = text.splitlines()
     errors = _Collector(path, lines)
     match = _FILE_NAME.match(path.name)
@@ -600,7 +663,7 @@ def _parse(path: Path, text: str) -> tuple[Adr | None, list[Problem]]:
                 f"{_type_name(raw)}",
             )
         else:
-            data = _read_front_matter(raw, line_of, errors)
+            data = _read_front_matter(raw, line_of, errors, statuses)
     body, title = _body_without_generated(lines, body_start, errors)
     if title is None:
         errors.add(body_start + 1, None, "no '# Title' heading; MADR starts the body with one")
@@ -619,12 +682,18 @@ def _parse(path: Path, text: str) -> tuple[Adr | None, list[Problem]]:
     supersedes = tuple(n for n in map(_adr_number, supersedes_list) if n is not None)
     superseded_by = _adr_number(data.get("superseded-by"))
     status = data.get("status")
-    if isinstance(status, str) and (found := _SUPERSEDED.match(status)):
-        superseded_by = superseded_by or int(found.group(1))
+    if status is None and "status" not in data:
+        in_section = _section_status(lines, body_start)
+        if in_section is not None:
+            status = in_section[0]
+            _check_status(status, in_section[1], errors, statuses, " (## Status)")
+    if isinstance(status, str) and (found := _SUPERSEDED.match(status.strip())):
+        superseded_by = superseded_by or int(found.group(1) or found.group(2))
+    items = tuple(item for section in sections.values() for item in section)
     if errors.problems or match is None or title is None:
-        return None, errors.problems
+        return _Parsed(None, errors.problems, errors.warnings, items)
     date = data.get("date")
-    return (
+    return _Parsed(
         Adr(
             number=int(match.group(1)),
             title=title,
@@ -642,6 +711,8 @@ def _parse(path: Path, text: str) -> tuple[Adr | None, list[Problem]]:
             body_line=body_start + 1,
         ),
         [],
+        errors.warnings,
+        items,
     )
 
 
@@ -659,50 +730,117 @@ class LintResult:
 
     Args:
         adrs: Every ADR that parsed, by number.
-        problems: Every problem, by file and line.
+        problems: Every error, by file and line.
+        warnings: Warnings and notes (nothing that stops judging), by file and line.
     """
 
     adrs: tuple[Adr, ...]
     problems: tuple[Problem, ...]
+    warnings: tuple[Problem, ...] = ()
 
 
-def _check_names(adr: Adr, facts: Facts) -> list[Problem]:
+_SAMPLES: Mapping[str, Value] = {"number": 1.0, "boolean": True, "string": "<text>"}
+
+
+def _check_expressions(path: Path, items: Sequence[Item], facts: Facts) -> list[Problem]:
+    """Every name against the facts, and every operation against the facts' kinds (string,
+    number, boolean, quantities being numbers), as ``check`` would find them on real values.
+
+    A fact lint has no value for is read as a sample of its kind (see
+    :func:`adrbench.decisions.facts.fact_kind`), so ``results.lora.status + 1`` fails here, not
+    first in ``check``.
+    """
+
+    def typed(name: str) -> Value | Missing | None:
+        found = facts.lookup(name)
+        if isinstance(found, Missing):
+            kind = fact_kind(name)
+            return _SAMPLES[kind] if kind is not None else found
+        return found
+
     problems = []
-    for item in adr.items:
-        for name in item.expression.names:
-            if facts.lookup(name) is not None:
-                continue
-            try:  # evaluate() builds the message with its caret and nearest names
-                evaluate(item.expression, facts.lookup, suggest=facts.nearest)
-            except ExpressionError as error:
-                problems.append(
-                    Problem(
-                        adr.path,
-                        item.line,
-                        item.field,
-                        error.message,
-                        caret_snippet(error.source, error.start, error.end),
-                    )
+    for item in items:
+        try:  # evaluate() builds the message with its caret and nearest names
+            result = evaluate(item.expression, typed, suggest=facts.nearest)
+        except ExpressionError as error:
+            problems.append(
+                Problem(
+                    path,
+                    item.line,
+                    item.field,
+                    error.message,
+                    caret_snippet(error.source, error.start, error.end),
                 )
-            break
+            )
+            continue
+        if result.value is not None and not isinstance(result.value, bool):
+            source = item.expression.source
+            problems.append(
+                Problem(
+                    path,
+                    item.line,
+                    item.field,
+                    f"is {fact_kind_of_value(result.value)}, not true or false; write a "
+                    "condition, e.g. 'model.parameters >= 7B'",
+                    caret_snippet(source, 0, len(source)),
+                )
+            )
     return problems
 
 
-def lint(paths: Iterable[Path], *, facts: Facts | None = None) -> LintResult:
-    """Parse ADRs and check them together.
+def _not_a_decision(path: Path, text: str) -> str | None:
+    """Why a numbered file is not a decision (an index, a template), or None."""
+    stem = path.stem.split("-", 1)[1].lower() if "-" in path.stem else path.stem.lower()
+    if stem in ("index", "readme", "toc", "contents") or stem.startswith("index"):
+        return "an index"
+    if "template" in stem:
+        return "a template"
+    if re.search(r"^#\s.*\{[^}]*\}", text, re.MULTILINE):  # "# {short title of solved problem}"
+        return "a template (its title is a {placeholder})"
+    return None
 
-    Per file: front matter schema, YAML syntax, ids, statuses, expressions (syntax, and every name
-    against the facts schema). Across files: unique numbers, ``supersedes`` / ``superseded-by``
-    targets exist.
+
+def not_adr_files(adr_dir: Path) -> list[Problem]:
+    """Notes for Markdown files in ``adr_dir`` that are not read as ADRs because of their name
+    (``index.md``, ``template.md``; ``README.md`` is the index ``adrbench report`` writes)."""
+    return [
+        Problem(
+            p,
+            1,
+            None,
+            "not named NNNN-title.md, so not read as an ADR; skipped",
+            severity="note",
+        )
+        for p in sorted(adr_dir.glob("*.md"))
+        if p.is_file() and p.name != "README.md" and not _FILE_NAME.match(p.name)
+    ]
+
+
+def lint(
+    paths: Iterable[Path],
+    *,
+    facts: Facts | None = None,
+    statuses: Sequence[str] = STATUSES,
+) -> LintResult:
+    """Parse ADRs and check them together; every problem of every file, in one pass.
+
+    Per file: front matter schema, YAML syntax, ids, statuses (a status the project does not
+    list is a warning), expressions (syntax, every name against the facts schema, and the kinds
+    of values each operation gets). Across files: unique numbers, ``supersedes`` /
+    ``superseded-by`` targets exist. A numbered file that is an index or a template is skipped
+    with a note.
 
     Args:
         paths: The ADR files.
         facts: Names to check expressions against (default:
             :func:`adrbench.decisions.facts.schema_facts`).
+        statuses: Statuses accepted without a warning (lower-case; ``[tool.adrbench]
+            statuses``).
     """
     facts = facts or schema_facts()
     adrs: list[Adr] = []
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
@@ -710,11 +848,18 @@ def lint(paths: Iterable[Path], *, facts: Facts | None = None) -> LintResult:
             reason = "no such file" if isinstance(error, FileNotFoundError) else "not UTF-8 text"
             problems.append(Problem(path, 1, None, f"{reason}; check the path"))
             continue
-        adr, found = _parse(path, text)
-        problems.extend(found)
-        if adr is not None:
-            problems.extend(_check_names(adr, facts))
-            adrs.append(adr)
+        skipped = _not_a_decision(path, text)
+        if skipped is not None:
+            warnings.append(
+                Problem(path, 1, None, f"not a decision ({skipped}); skipped", severity="note")
+            )
+            continue
+        parsed = _parse(path, text, statuses)
+        problems.extend(parsed.problems)
+        warnings.extend(parsed.warnings)
+        problems.extend(_check_expressions(path, parsed.items, facts))
+        if parsed.adr is not None:
+            adrs.append(parsed.adr)
     by_number: dict[int, Adr] = {}
     for adr in sorted(adrs, key=lambda a: (a.number, str(a.path))):
         if adr.number in by_number:
@@ -746,7 +891,11 @@ def lint(paths: Iterable[Path], *, facts: Facts | None = None) -> LintResult:
                     )
                 )
     ordered = sorted(problems, key=lambda p: (str(p.path), p.line))
-    return LintResult(tuple(sorted(by_number.values(), key=lambda a: a.number)), tuple(ordered))
+    return LintResult(
+        tuple(sorted(by_number.values(), key=lambda a: a.number)),
+        tuple(ordered),
+        tuple(sorted(warnings, key=lambda p: (str(p.path), p.line))),
+    )
 
 
 def _front_matter_line(adr: Adr, key: str) -> int:

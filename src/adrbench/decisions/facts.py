@@ -45,6 +45,8 @@ __all__ = [
     "RESULT_KEYS",
     "Facts",
     "build_facts",
+    "fact_kind",
+    "fact_kind_of_value",
     "parse_what_if",
     "schema_facts",
 ]
@@ -189,6 +191,26 @@ def _schema_kind(name: str) -> str | None:
     if name in ("model.parameters", "env.memory_bytes", "env.cores", "env.torch_threads"):
         return "number"
     return None
+
+
+_STRING_ENV = ("device", "device_name", "os", "python", "cpu_model", "fingerprint")
+
+
+def fact_kind(name: str) -> str | None:
+    """``number`` (quantities too), ``boolean`` or ``string``: what the fact ``name`` holds when
+    it has a value; None for a name outside the schema.
+
+    Args:
+        name: A dotted fact name.
+    """
+    if name in (f"env.{k}" for k in _STRING_ENV):
+        return "string"
+    return _schema_kind(name)
+
+
+def fact_kind_of_value(value: Value) -> str:
+    """``a number``, ``a boolean`` or ``text``: the kind of ``value``, for messages."""
+    return {"number": "a number", "boolean": "a boolean", "string": "text"}[_kind(value)]
 
 
 def parse_what_if(text: str) -> Value:
