@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         warnings += not_adr_files(args.adr_dir)
     for problem in sorted([*problems, *warnings], key=lambda p: (str(p.path), p.line)):
         print(problem)
-    checked = len(named)
+    skipped = {w.path.resolve() for w in warnings if w.severity == "note"}
+    checked = sum(1 for p in named if p.resolve() not in skipped)
     counted = sum(1 for w in warnings if w.severity == "warning")
     also = f", {counted} warning(s)" if counted else ""
     if problems:

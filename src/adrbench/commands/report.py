@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import argparse
 
-from adrbench.commands import add_adr_options, add_no_probes, add_results_dir, ensure_adr_dir, ensure_runs
+from adrbench.commands import (
+    add_adr_options,
+    add_no_probes,
+    add_results_dir,
+    ensure_adr_dir,
+    ensure_runs,
+)
 from adrbench.reports.render import report_all
 
 __all__ = ["add_arguments", "run"]

@@ -232,7 +232,6 @@ class _Collector:
         (self.problems if severity == "error" else self.warnings).append(problem)
 
 
-
 def _split_front_matter(lines: Sequence[str], errors: _Collector) -> tuple[int, int] | None:
     """(first, last) 0-based indexes of the YAML lines between the ``---`` fences, if any."""
     if not lines or lines[0].rstrip() != "---":

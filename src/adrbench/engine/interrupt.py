@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 HANDLED_SIGNALS = tuple(
-    s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
+    s
+    for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
     if s is not None
 )
 PARENT_PID_ENV = "ADRBENCH_PARENT_PID"
