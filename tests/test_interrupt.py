@@ -185,11 +185,15 @@ def test_a_worker_dies_when_its_runner_is_killed(
     assert _wait_gone(workers, run.tmp) == []
 
 
+def _signal_self(signum: signal.Signals) -> None:
+    os.kill(os.getpid(), signum)
+    time.sleep(5)  # a raising handler ends this long before
+
+
 def test_interruptible_raises_once_then_defers_while_writing() -> None:
     with interruptible() as signals:
         with pytest.raises(Interrupted) as raised:
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)  # the handler raises long before this ends
+            _signal_self(signal.SIGTERM)
         assert raised.value.name == "SIGTERM"
         assert signals.first == signal.SIGTERM
     with interruptible() as signals:

@@ -61,8 +61,8 @@ __all__ = [
     "Severity",
     "adr_paths",
     "lint",
-    "not_adr_files",
     "load_adrs",
+    "not_adr_files",
     "parse_adr",
     "resolve_adr_args",
 ]
