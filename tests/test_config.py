@@ -124,9 +124,7 @@ def test_override_values_are_read_as_toml_else_as_strings() -> None:
 def test_a_dotted_override_sets_one_nested_field_and_keeps_the_others(tmp_path: Path) -> None:
     # GIVEN a suite whose scenario sets lora.alpha
     path = tmp_path / "s.toml"
-    path.write_text(
-        'name = "s"\n[profiles.quick]\n[[scenario]]\nname = "a"\nlora = {alpha = 32}\n'
-    )
+    path.write_text('name = "s"\n[profiles.quick]\n[[scenario]]\nname = "a"\nlora = {alpha = 32}\n')
     suite = load_suite(path)
     # WHEN --set lora.r=4 and lora.target_modules=[query,value] are given
     overrides = [parse_override("lora.r=4"), parse_override("lora.target_modules=[query,value]")]
