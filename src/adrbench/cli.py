@@ -32,16 +32,29 @@ COMMANDS: dict[str, str] = {
 EXIT_OK, EXIT_FINDING, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``adrbench`` parser.
+
+    Args:
+        only: Import and declare the options of this command alone (the one being run), so
+            ``adrbench lint`` never imports ``run``'s training stack; None declares every one.
+    """
     parser = argparse.ArgumentParser(prog="adrbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"adrbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
-        module = importlib.import_module(f"adrbench.commands.{name}")
         command = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(command)
-        command.set_defaults(_run=module.run)
+        if only is None or name == only:
+            module = importlib.import_module(f"adrbench.commands.{name}")
+            module.add_arguments(command)
+            command.set_defaults(_run=module.run)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (the first word that is not an option)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
 # Options whose default lies in the project root (the command leaves them None when not given).
@@ -69,7 +82,8 @@ def use_project_root(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_command(words)).parse_args(words)
     try:
         use_project_root(args)
         code: int = args._run(args)

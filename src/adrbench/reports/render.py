@@ -22,18 +22,21 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 from tabulate import tabulate
 
 from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 from adrbench.errors import UserError
-from adrbench.reports.charts import ChartKind, render_chart
 from adrbench.reports.markers import EVIDENCE, INDEX, find_block, replace_block
 from adrbench.results.metrics import METRICS
 from adrbench.results.record import Environment, Metrics, RunRecord, ScenarioResult, Status
 from adrbench.results.store import latest_per_environment, run_path
 from adrbench.units import format_bytes, format_count
+
+if TYPE_CHECKING:  # charts import matplotlib; only `adrbench report` draws them
+    from adrbench.reports.charts import ChartKind
 
 __all__ = [
     "AppendixInput",
@@ -663,6 +666,8 @@ def plan_reports(
         if scenarios and runs:  # no evidence, no charts (an empty chart says nothing)
             for kind, caption in _CHARTS:
                 chart_path = appendix_dir / f"{stem}-{kind}.svg"
+                from adrbench.reports.charts import render_chart
+
                 outputs[chart_path] = render_chart(kind, runs, scenarios)
                 charts.append(Chart(caption, chart_path.name))
         appendix_path = appendix_dir / f"{stem}.md"
