@@ -132,7 +132,14 @@ def _wait_gone(pids: list[int], tmp: Path) -> list[int]:
     return alive
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize(
+    "signum",
+    [
+        pytest.param(signal.SIGTERM, id="SIGTERM"),
+        # The same handler as SIGTERM; in the slow set to keep the default run short.
+        pytest.param(signal.SIGHUP, id="SIGHUP", marks=pytest.mark.slow),
+    ],
+)
 def test_a_signal_writes_finished_scenarios_and_cancels_the_rest(
     signum: signal.Signals, tmp_path: Path, tiny_model: Path, tiny_stsb: Path
 ) -> None:
@@ -203,3 +210,17 @@ def test_interruptible_raises_once_then_defers_while_writing() -> None:
         assert signals.received == [signal.SIGHUP]
     # AND the handlers are restored afterwards
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_an_interrupted_command_says_so_and_exits_with_the_signal_status(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import adrbench.commands.lint as lint_command
+    from adrbench.cli import main
+
+    def interrupted(args: object) -> int:
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(lint_command, "run", interrupted)
+    assert main(["lint"]) == 143
+    assert capsys.readouterr().err == "adrbench lint: interrupted (SIGTERM)\n"

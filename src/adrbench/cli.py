@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from adrbench import __version__
+from adrbench.engine.interrupt import Interrupted, exit_status
 from adrbench.errors import UserError
 from adrbench.project import find_root, load_settings
 
@@ -90,6 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"adrbench {args.command}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM / SIGHUP where handled
+        signum = interrupt.signum if isinstance(interrupt, Interrupted) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(f"adrbench {args.command}: interrupted ({name})", file=sys.stderr)
+        return exit_status(signum)
     return code
 
 

@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from adrbench.engine.data import load_stsb
 from adrbench.engine.environment import capture_environment, capture_git
-from adrbench.engine.interrupt import exit_status, interruptible
+from adrbench.engine.interrupt import Signals, exit_status, interruptible
 from adrbench.engine.models import model_info
 from adrbench.engine.progress import ProgressDisplay
 from adrbench.engine.runner import run_scenarios
@@ -93,6 +93,17 @@ def _summary(results: tuple[ScenarioResult, ...]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the suite and write its results file.
+
+    A signal (Ctrl-C, SIGTERM, SIGHUP) before any scenario starts ends the command with nothing
+    written (exit 128 + the signal); during the scenarios, see
+    :func:`adrbench.engine.runner.run_scenarios`; a second one exits at once.
+    """
+    with interruptible() as signals:
+        return _run(args, signals)
+
+
+def _run(args: argparse.Namespace, signals: Signals) -> int:
     suite = load_suite(args.suite)
     overrides = [parse_override(item) for item in args.set]
     scenarios = suite.scenarios(args.profile, only=args.only, overrides=overrides)
@@ -106,23 +117,22 @@ def run(args: argparse.Namespace) -> int:
     started = _now()
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{suite.name}-{args.profile}-{secrets.token_hex(2)}"
     print(f"adrbench run {run_id}: {len(scenarios)} scenarios from {args.suite}", flush=True)
-    with interruptible() as signals:
-        results = run_scenarios(scenarios, data_dir=data_dir, display=ProgressDisplay())
-        signals.defer = True  # what finished is written even if another signal comes now
-        record = RunRecord(
-            schema_version=SCHEMA_VERSION,
-            run_id=run_id,
-            suite=suite.name,
-            profile=args.profile,
-            started_at=started.isoformat().replace("+00:00", "Z"),
-            finished_at=_now().isoformat().replace("+00:00", "Z"),
-            git=capture_git(args.suite.resolve().parent),
-            environment=capture_environment(),
-            model=model_info(scenarios[0].model) if scenarios else None,
-            dataset=data.info,
-            scenarios=results,
-        )
-        path = write_run(record, args.results_dir)
+    results = run_scenarios(scenarios, data_dir=data_dir, display=ProgressDisplay())
+    signals.defer = True  # what finished is written even if another signal comes now
+    record = RunRecord(
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        suite=suite.name,
+        profile=args.profile,
+        started_at=started.isoformat().replace("+00:00", "Z"),
+        finished_at=_now().isoformat().replace("+00:00", "Z"),
+        git=capture_git(args.suite.resolve().parent),
+        environment=capture_environment(),
+        model=model_info(scenarios[0].model) if scenarios else None,
+        dataset=data.info,
+        scenarios=results,
+    )
+    path = write_run(record, args.results_dir)
     print(_summary(results))
     print(f"results: {path}")
     if signals.first is not None:
