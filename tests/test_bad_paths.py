@@ -110,6 +110,17 @@ def test_gate_config_that_does_not_exist_is_an_error(
     )
 
 
+def test_baseline_show_on_a_missing_results_folder_is_an_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["baseline", "show", "--results-dir", "nope"]) == 2
+    assert one_error(capsys, "baseline") == (
+        "nope: results directory does not exist; pass --results-dir DIR (the folder holding "
+        "runs/ and baselines/)"
+    )
+
+
 def test_run_on_a_directory_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(REPO / "bench")]) == 2
     assert one_error(capsys, "run").startswith(f"{REPO / 'bench'}: is a directory; name a suite")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from adrbench.errors import ResultsError
 from adrbench.gate.baseline import list_baselines, median_run, save_baseline
 from adrbench.results.record import Status
 from adrbench.results.store import resolve_run
@@ -52,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
         0 (problems raise ``UserError``: exit 2).
     """
     results_dir: Path = args.results_dir
+    if not results_dir.is_dir():
+        raise ResultsError(
+            f"{results_dir}: results directory does not exist; pass --results-dir DIR (the folder "
+            "holding runs/ and baselines/)"
+        )
     if args.action == "update":
         runs = [resolve_run(spec, results_dir) for spec in (args.run or [None])]
         record = median_run(runs)
