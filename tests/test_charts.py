@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -68,7 +69,13 @@ def test_chart_bytes_do_not_depend_on_the_process(tmp_path: Path) -> None:
         capture_output=True,
         check=True,
         cwd=Path(__file__).parent.parent,
-        env={"PYTHONHASHSEED": "12345", "MPLCONFIGDIR": str(tmp_path), "MPLBACKEND": "Agg"},
+        env={
+            "PYTHONHASHSEED": "12345",
+            "MPLCONFIGDIR": str(tmp_path),
+            "MPLBACKEND": "Agg",
+            # the same adrbench as this test imports (a checkout on PYTHONPATH, if any)
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+        },
     ).stdout
     # THEN the bytes are the same (no random ids, no timestamps)
     assert there == here
@@ -97,8 +104,8 @@ def test_chart_renders_as_png_too_for_a_look() -> None:
 
 def test_memory_chart_uses_the_accelerator_counter_when_there_is_one() -> None:
     # GIVEN counters from a CUDA run and from a CPU run
-    cuda = Memory(100, 5_000, 4_000, 2_000, 3_000, None)
-    cpu = Memory(100, 5_000, None, None, None, None)
+    cuda = Memory(100, 5_000, 4_000, 2_000, 3_000, None, 2_000, "cuda_max_allocated")
+    cpu = Memory(100, 5_000, None, None, None, None, 5_000, "process_peak_rss")
     # WHEN choosing the counter to chart
     # THEN CUDA max allocated wins; without anything else, process peak RSS
     assert memory_reading(cuda) == MemoryReading("CUDA max allocated", 2_000)

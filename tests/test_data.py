@@ -18,7 +18,10 @@ def test_local_folder_loads_with_scores_normalised_and_hashes_recorded(tmp_path:
     data = load_stsb(tmp_path)
     assert (len(data.train), len(data.dev), len(data.test)) == (10, 10, 10)
     assert all(0.0 <= s <= 1.0 for s in data.train.scores)
-    assert data.info.source == str(tmp_path.resolve())
+    # THEN the source is named without this machine's path (its folder name, outside a root)
+    assert data.info.source == tmp_path.name
+    assert data.directory == tmp_path.resolve()
+    assert load_stsb(tmp_path, root=tmp_path.parent).info.source == tmp_path.name
     assert set(data.info.sha256) == {"train", "dev", "test"}
 
 

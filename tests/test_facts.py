@@ -115,7 +115,7 @@ def test_names_outside_the_schema_are_unknown_and_get_suggestions() -> None:
     # GIVEN a typo WHEN looked up THEN there is no such fact, and the nearest names are offered
     facts = build_facts(make_finetune_sts_run(), probes=False)
     assert facts.lookup("model.paramters") is None
-    assert facts.nearest("model.paramters") == ["model.parameters", "model.resolved"]
+    assert facts.nearest("model.paramters") == ["model.parameters"]
     assert facts.lookup("results.lora.samples_per_sec") is None
     assert facts.nearest("results.lora.samples_per_sec") == [
         "results.lora.samples_per_s",
@@ -175,7 +175,7 @@ def test_what_if_on_an_unknown_fact_names_the_nearest() -> None:
         build_facts(make_finetune_sts_run(), what_if={"model.params": "7B"}, probes=False)
     assert str(info.value) == (
         "--what-if model.params=7B: unknown fact 'model.params'; nearest facts: model.parameters, "
-        "model.resolved, model.id"
+        "model.id"
     )
 
 

@@ -38,7 +38,9 @@ def test_future_schema_is_refused_with_the_upgrade_command(tmp_path: Path) -> No
     data["schema_version"] = SCHEMA_VERSION + 1
     path = tmp_path / "run.json"
     path.write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(ResultsError, match=r"newer than this adrbench understands \(1\); upgrade"):
+    with pytest.raises(
+        ResultsError, match=rf"newer than this adrbench understands \({SCHEMA_VERSION}\); upgrade"
+    ):
         load_run(path)
 
 

@@ -27,9 +27,13 @@ COMMANDS: dict[str, str] = {
     "report": "Regenerate ADR appendices, charts, evidence blocks and adr/README.md from results",
     "gate": "Fail on slower, hungrier or less accurate training than the committed baseline",
     "baseline": "Store (update) or list (show) the per-environment baselines the gate uses",
-    "check": "Judge each ADR's claims, revisit triggers and premises against the latest results",
+    "check": "Judge each ADR's claims, triggers and premises on every environment's evidence",
     "lint": "Check ADR front matter, ids, statuses, cross-references and expressions",
+    "import": "Validate runs made on other machines and file them under results/runs/",
+    "migrate": "Rewrite results files in the current schema (measurements untouched)",
+    "draft": "Write a proposed ADR superseding one whose revisit trigger fired",
 }
+_MODULES = {"import": "import_"}  # `import` is a Python keyword
 
 EXIT_OK, EXIT_FINDING, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -47,7 +51,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         if only is None or name == only:
-            module = importlib.import_module(f"adrbench.commands.{name}")
+            module = importlib.import_module(f"adrbench.commands.{_MODULES.get(name, name)}")
             module.add_arguments(command)
             command.set_defaults(_run=module.run)
     return parser

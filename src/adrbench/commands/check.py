@@ -2,14 +2,20 @@
 
 Examples::
 
-    adrbench check                                   # every ADR, this machine's evidence run
+    adrbench check                                   # every ADR, on every environment's evidence
+    adrbench check --env this                        # only this machine's evidence
+    adrbench check --env 0452bd --fail-on-stale      # one environment; stale evidence exits 1
     adrbench check 2 --what-if model.parameters=7B   # would a 7B model reopen ADR-0002?
     adrbench check --results 20261128T120000Z-finetune_sts-quick-0001 --format json
 
-It lints the ADRs first. Exit status: 0 nothing to revisit; 1 a trigger fired, a claim failed or a
-premise went stale; 2 bad input (a broken ADR, an unknown fact, a corrupt results file). Unknown
-verdicts (no results yet, a skipped scenario, a missing fact) are printed as UNKNOWN with their
-reason; they do not fail the check, and they are never shown as fine.
+It lints the ADRs first, then judges each environment that has evidence in ``results/runs/`` (its
+newest run of the most thorough profile, as the report does) and says whether that evidence is
+stale (:mod:`adrbench.decisions.staleness`). Exit status: 0 nothing to revisit; 1 a trigger fired,
+a claim failed or a premise went stale on any environment (or, with ``--fail-on-stale``, some
+evidence is stale); 2 bad input (a broken ADR, an unknown fact, a corrupt results file); 3 no
+evidence at all (no run anywhere, or none of the environment ``--env`` names). Unknown verdicts (a
+skipped scenario, a missing fact) are printed as UNKNOWN with their reason; they do not fail the
+check, and they are never shown as fine.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from tabulate import tabulate
 
@@ -29,12 +37,29 @@ from adrbench.commands import (
 )
 from adrbench.decisions.adr import resolve_adr_args
 from adrbench.decisions.facts import Facts
-from adrbench.decisions.verdicts import AdrVerdicts, Judgement, Kind, Outcome, Verdict, judge
+from adrbench.decisions.staleness import Staleness
+from adrbench.decisions.verdicts import (
+    AdrVerdicts,
+    Judgement,
+    Kind,
+    Outcome,
+    Verdict,
+    judge,
+    judge_environments,
+)
 from adrbench.errors import UserError
 from adrbench.reports.render import format_value
 from adrbench.units import format_count
 
-__all__ = ["add_arguments", "format_json", "format_markdown", "format_table", "run"]
+__all__ = [
+    "EXIT_NO_EVIDENCE",
+    "add_arguments",
+    "format_environments",
+    "format_json",
+    "format_markdown",
+    "format_table",
+    "run",
+]
 
 _SHOWN = {
     Outcome.FIRED: "FIRED",
@@ -57,8 +82,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--results",
         metavar="RUN",
-        help="run id, results file or 'latest' (default: this machine's evidence run: the newest "
-        "run of the most thorough profile, full before quick)",
+        help="judge only this run: run id, results file or 'latest' (default: the evidence run "
+        "of every environment)",
+    )
+    parser.add_argument(
+        "--env",
+        metavar="FINGERPRINT|this",
+        help="judge only this environment (a fingerprint or its prefix; 'this': this machine)",
+    )
+    parser.add_argument(
+        "--fail-on-stale",
+        action="store_true",
+        help="exit 1 when judged evidence is stale (suite, training stack or measuring code "
+        "changed since the run)",
     )
     parser.add_argument(
         "--what-if",
@@ -71,6 +107,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=("table", "json", "markdown"), default="table", help="output format"
     )
     add_no_probes(parser)
+    parser.epilog = (
+        "exit status: 0 nothing to revisit; 1 a trigger fired, a claim failed or a premise went "
+        "stale (or stale evidence with --fail-on-stale); 2 bad input; 3 no evidence anywhere "
+        "(no run in RESULTS_DIR/runs, or none for --env)"
+    )
 
 
 def _parse_what_if(items: Sequence[str]) -> dict[str, str]:
@@ -214,8 +255,12 @@ def format_json(judgement: Judgement) -> str:
     Args:
         judgement: From :func:`adrbench.decisions.verdicts.judge`.
     """
+    return json.dumps(_json_data(judgement), indent=2, sort_keys=True) + "\n"
+
+
+def _json_data(judgement: Judgement) -> dict[str, object]:
     run = judgement.run
-    data = {
+    return {
         "run": None
         if run is None
         else {
@@ -251,22 +296,128 @@ def format_json(judgement: Judgement) -> str:
             for adr in judgement.verdicts
         ],
     }
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 _FORMATTERS = {"table": format_table, "markdown": format_markdown, "json": format_json}
 
 
+EXIT_NO_EVIDENCE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentJudgement:
+    """One environment's judgement and whether its evidence is stale."""
+
+    judgement: Judgement
+    staleness: Staleness
+    here: bool
+
+
+def _environment_head(item: EnvironmentJudgement) -> str:
+    run = item.judgement.run
+    assert run is not None  # judge_environments judges runs only
+    env = run.environment
+    where = " (this machine)" if item.here else ""
+    return (
+        f"Environment {env.fingerprint}{where}: {env.device_kind}, {env.device_name}\n"
+        f"Evidence: {item.staleness.summary()}"
+    )
+
+
+def format_environments(items: Sequence[EnvironmentJudgement], fmt: str, this: str) -> str:
+    """Every environment's verdicts in ``fmt`` (table | markdown | json), then a closing line.
+
+    Args:
+        items: One per judged environment.
+        fmt: The output format.
+        this: This machine's environment fingerprint.
+    """
+    closing = _closing(items, this)
+    if fmt == "json":
+        data = {
+            "this_environment": this,
+            "this_environment_has_evidence": any(i.here for i in items),
+            "needs_attention": any(i.judgement.needs_attention for i in items),
+            "environments": [
+                {
+                    **_json_data(i.judgement),
+                    "this_machine": i.here,
+                    "stale": i.staleness.stale,
+                    "stale_reasons": list(i.staleness.reasons),
+                    "stale_notes": list(i.staleness.notes),
+                }
+                for i in items
+            ],
+        }
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    blocks = []
+    for item in items:
+        body = _FORMATTERS[fmt](item.judgement)
+        head = _environment_head(item)
+        if fmt == "markdown":
+            first, _, rest = head.partition("\n")
+            head = f"## {first}\n\n{rest}"
+        blocks.append(f"{head}\n\n{body}")
+    return "\n".join(blocks) + "\n" + closing + "\n"
+
+
+def _closing(items: Sequence[EnvironmentJudgement], this: str) -> str:
+    revisit = [
+        f"ADR-{adr.number:04d} on {i.judgement.run.environment.fingerprint}"
+        for i in items
+        if i.judgement.run is not None
+        for adr in i.judgement.verdicts
+        if adr.needs_attention
+    ]
+    stale = [
+        i.judgement.run.environment.fingerprint
+        for i in items
+        if i.staleness.stale and i.judgement.run
+    ]
+    lines = [
+        f"{len(items)} environment(s) judged; "
+        + (f"revisit {', '.join(revisit)}" if revisit else "nothing to revisit")
+        + (f"; stale evidence: {', '.join(stale)}" if stale else "")
+        + "."
+    ]
+    if not any(i.here for i in items):
+        lines.append(
+            f"This machine ({this}) has no evidence of its own: run `adrbench run "
+            "bench/finetune_sts.toml` to add it."
+        )
+    return "\n".join(lines)
+
+
+def _no_evidence(args: argparse.Namespace, this: str, wanted: str | None) -> str:
+    from adrbench.results.store import latest_per_environment
+
+    runs_dir = args.results_dir / "runs"
+    if wanted is None:
+        return (
+            f"No evidence anywhere: {runs_dir} holds no run, so no ADR can be judged. Run "
+            "`adrbench run bench/finetune_sts.toml` here, or `adrbench import FILE` a run made "
+            "elsewhere."
+        )
+    others = sorted({r.environment.fingerprint for r in latest_per_environment(args.results_dir)})
+    label = f"this machine ({this})" if args.env == "this" else f"environment {wanted!r}"
+    known = ", ".join(others) if others else "none"
+    return f"No evidence for {label} in {runs_dir}; environments with evidence: {known}."
+
+
 def run(args: argparse.Namespace) -> int:
-    """Lint, judge and print; 1 when any ADR needs revisiting.
+    """Lint, judge and print; 1 when any ADR needs revisiting, 3 when there is no evidence.
 
     Args:
         args: Parsed options (see :func:`add_arguments`).
     """
     ensure_adr_dir(args.adr_dir)
-    if args.results is None or args.results == "latest":
+    # A results folder that is not there is bad input (exit 2); one without runs is "no evidence
+    # anywhere" when every environment is judged (exit 3), bad input for --results latest.
+    if args.results == "latest" or (args.results is None and not args.results_dir.is_dir()):
         ensure_runs(args.results_dir)
     only = resolve_adr_args(args.adr_dir, args.adrs) if args.adrs else None
+    if args.results is None:
+        return _run_environments(args, only)
     judgement = judge(
         args.adr_dir,
         args.results_dir,
@@ -277,3 +428,33 @@ def run(args: argparse.Namespace) -> int:
     )
     print(_FORMATTERS[args.format](judgement), end="")
     return 1 if judgement.needs_attention else 0
+
+
+def _run_environments(args: argparse.Namespace, only: Sequence[Path] | None) -> int:
+    from adrbench.decisions.staleness import judge_staleness
+    from adrbench.engine.environment import capture_environment, repository_root
+
+    this = capture_environment().fingerprint
+    wanted = this if args.env == "this" else args.env
+    judgements = judge_environments(
+        args.adr_dir,
+        args.results_dir,
+        what_if=_parse_what_if(args.what_if),
+        probes=args.probes,
+        only=only,
+        environment=wanted,
+    )
+    if not judgements:
+        print(_no_evidence(args, this, wanted))
+        return EXIT_NO_EVIDENCE
+    root = repository_root(args.adr_dir.resolve().parent)
+    items = []
+    for judgement in judgements:
+        assert judgement.run is not None  # judge_environments judges runs only
+        fingerprint = judgement.run.environment.fingerprint
+        staleness = judge_staleness(judgement.run, root=root, this_environment=this)
+        items.append(EnvironmentJudgement(judgement, staleness, fingerprint == this))
+    print(format_environments(items, args.format, this), end="")
+    if any(i.judgement.needs_attention for i in items):
+        return 1
+    return 1 if args.fail_on_stale and any(i.staleness.stale for i in items) else 0

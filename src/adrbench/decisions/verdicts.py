@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adrbench.decisions.adr import Adr, AdrError, Item, Problem, adr_paths, lint
-from adrbench.decisions.expressions import ExpressionError, Missing, caret_snippet, evaluate
+from adrbench.decisions.expressions import ExpressionError, Missing, Value, caret_snippet, evaluate
 from adrbench.decisions.facts import Facts, build_facts
 from adrbench.results.record import RunRecord
 
-__all__ = ["AdrVerdicts", "Kind", "Outcome", "Verdict"]
+__all__ = ["AdrVerdicts", "Judgement", "Kind", "Outcome", "Verdict", "judge", "judge_environments"]
 
 
 class Kind(enum.StrEnum):
@@ -277,6 +277,14 @@ def judge(
         AdrError: lint problems, or expressions that cannot be judged, all of them.
         UserError: a bad ``run`` or ``what_if``.
     """
+    adrs = _linted(adr_dir, only)
+    chosen = select_run(results_dir, run=run, suite=_evidence_suite(adrs), environment=environment)
+    facts = build_facts(chosen, what_if=what_if or {}, probes=probes)
+    return Judgement(chosen, facts, _judge_adrs(adrs, facts))
+
+
+def _linted(adr_dir: Path, only: Sequence[Path] | None) -> list[Adr]:
+    """Every ADR linted (problems raised, all of them), then narrowed to ``only``."""
     paths = adr_paths(adr_dir)
     known = {q.resolve() for q in paths}
     extra = [p for p in (only or ()) if p.resolve() not in known]
@@ -287,8 +295,10 @@ def judge(
     if only:
         wanted = {p.resolve() for p in only}
         adrs = [a for a in adrs if a.path.resolve() in wanted]
-    chosen = select_run(results_dir, run=run, suite=_evidence_suite(adrs), environment=environment)
-    facts = build_facts(chosen, what_if=what_if or {}, probes=probes)
+    return adrs
+
+
+def _judge_adrs(adrs: Sequence[Adr], facts: Facts) -> tuple[AdrVerdicts, ...]:
     verdicts: list[AdrVerdicts] = []
     problems: list[Problem] = []
     for adr in adrs:
@@ -298,7 +308,60 @@ def judge(
             problems.extend(error.problems)
     if problems:
         raise AdrError(problems)
-    return Judgement(chosen, facts, tuple(verdicts))
+    return tuple(verdicts)
+
+
+def judge_environments(
+    adr_dir: Path,
+    results_dir: Path,
+    *,
+    what_if: Mapping[str, str] | None = None,
+    probes: bool = True,
+    only: Sequence[Path] | None = None,
+    environment: str | None = None,
+) -> list[Judgement]:
+    """One judgement per environment that has evidence, as the report judges them.
+
+    Each environment is judged on its own evidence run (the newest run of its most thorough
+    profile), sorted by fingerprint; the premise probes run once (they describe this machine).
+    Empty when no environment has evidence.
+
+    Args:
+        adr_dir: The ADR directory.
+        results_dir: The results directory.
+        what_if: Facts to override in every environment, NAME -> VALUE text.
+        probes: Run the premise probes.
+        only: Judge just these ADR files.
+        environment: Only the environment whose fingerprint starts with this.
+
+    Raises:
+        AdrError: lint problems, or expressions that cannot be judged, all of them.
+        UserError: a bad ``what_if``; a corrupt results file.
+    """
+    from adrbench.results.store import latest_per_environment
+
+    adrs = _linted(adr_dir, only)
+    runs = latest_per_environment(results_dir, suite=_evidence_suite(adrs))
+    if environment is not None:
+        runs = [r for r in runs if r.environment.fingerprint.startswith(environment)]
+    judgements: list[Judgement] = []
+    probe_values: dict[str, Value | Missing] = {}
+    probe_details: Mapping[str, str] = {}
+    for index, run in enumerate(runs):
+        if index == 0:
+            base = build_facts(run, probes=probes)
+            probe_values = {k: v for k, v in base.values.items() if k.startswith("probes.")}
+            probe_details = base.probe_details
+        else:
+            built = build_facts(run, probes=False)
+            base = Facts(
+                values={**built.values, **probe_values},
+                run_id=built.run_id,
+                probe_details=probe_details,
+            )
+        facts = base.with_what_if(what_if) if what_if else base
+        judgements.append(Judgement(run, facts, _judge_adrs(adrs, facts)))
+    return judgements
 
 
 def judge_all(

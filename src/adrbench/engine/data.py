@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adrbench.errors import UserError
+from adrbench.paths import portable_name
 from adrbench.results.record import DatasetInfo
 
 __all__ = [
@@ -66,6 +67,7 @@ class StsData:
     dev: StsSplit
     test: StsSplit
     info: DatasetInfo
+    directory: Path | None = None  # the local folder it was read from (None: the hub)
 
 
 def _parse_tsv(path: Path, split: str) -> tuple[StsSplit, str]:
@@ -137,17 +139,23 @@ def _from_hub() -> StsData | None:
     return StsData(splits["train"], splits["dev"], splits["test"], info)
 
 
-def load_stsb(data_dir: Path | str | None = None) -> StsData:
-    """Load STS-B. Raises UserError with one sentence saying how to point at data."""
+def load_stsb(data_dir: Path | str | None = None, *, root: Path | None = None) -> StsData:
+    """Load STS-B. Raises UserError with one sentence saying how to point at data.
+
+    ``info.source`` names a local folder portably (:func:`adrbench.paths.portable_name`: relative
+    to ``root`` when inside it, else its folder name); ``StsData.directory`` is where it lies.
+    """
     directory = find_local_stsb(data_dir)
     if directory is not None:
         parsed = {s: _parse_tsv(directory / f"{s}.tsv", s) for s in SPLITS}
         info = DatasetInfo(
             name="stsb",
-            source=str(directory.resolve()),
+            source=portable_name(str(directory.resolve()), root),
             sha256={s: digest for s, (_, digest) in parsed.items()},
         )
-        return StsData(parsed["train"][0], parsed["dev"][0], parsed["test"][0], info)
+        return StsData(
+            parsed["train"][0], parsed["dev"][0], parsed["test"][0], info, directory.resolve()
+        )
     hub = _from_hub()
     if hub is not None:
         return hub

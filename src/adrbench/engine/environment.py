@@ -13,7 +13,16 @@ import psutil
 
 from adrbench.results.record import Environment, GitInfo
 
-__all__ = ["PACKAGES", "capture_environment", "capture_git", "cpu_model"]
+__all__ = [
+    "PACKAGES",
+    "TRAINING_STACK",
+    "capture_environment",
+    "capture_git",
+    "cpu_model",
+    "installed_versions",
+    "measuring_code_sha256",
+    "repository_root",
+]
 
 PACKAGES = (
     "adrbench",
@@ -25,6 +34,33 @@ PACKAGES = (
     "numpy",
     "scipy",
 )
+
+# The packages whose versions decide what a run measures: a different one makes evidence stale.
+TRAINING_STACK = ("torch", "transformers", "sentence-transformers", "peft", "bitsandbytes")
+
+
+def measuring_code_sha256() -> str:
+    """Hash of the code that measures: every module of ``adrbench.engine`` (name and bytes).
+
+    Reports, decisions, the CLI and documentation are outside it, so changing them never makes
+    evidence stale.
+    """
+    engine = Path(__file__).parent
+    digest = hashlib.sha256()
+    for module in sorted(engine.glob("*.py")):
+        digest.update(module.name.encode() + b"\0" + module.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def installed_versions(packages: tuple[str, ...] = TRAINING_STACK) -> dict[str, str | None]:
+    """The installed version of each package (None: not installed)."""
+    return {p: _version(p) for p in packages}
+
+
+def repository_root(start: Path) -> Path:
+    """The git work tree holding ``start``, else ``start`` itself."""
+    top = _git("rev-parse", "--show-toplevel", cwd=start)
+    return Path(top) if top else start
 
 
 def cpu_model() -> str:

@@ -5,7 +5,11 @@ Memory sources:
 - on Linux the high-water mark can be reset (``/proc/self/clear_refs`` = 5), which gives a peak
   over training alone, read back from ``VmHWM`` in ``/proc/self/status``;
 - CUDA's allocator peak counters after ``reset_peak_memory_stats``;
-- MPS has no peak counter, so the caller samples ``current_allocated_memory`` every step.
+- MPS has no peak counter, so the caller samples ``current_allocated_memory`` (and the driver's
+  allocation, where torch exposes it) every step.
+
+:func:`device_memory` gathers them and names the device's principal counter
+(``peak_memory_bytes`` / ``peak_memory_source``): what claims and charts compare.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import psutil
 import torch
 
 from adrbench.engine.device import synchronize
+from adrbench.results.record import Memory, principal_memory
 
 __all__ = [
     "TRAIN_FLOPS_FORMULA",
     "count_parameters",
+    "device_memory",
     "matmul_parameters",
     "matmul_peak_flops_per_s",
+    "mps_driver_allocated_bytes",
     "process_peak_rss_bytes",
     "reset_peak_rss",
     "rss_bytes",
@@ -63,6 +70,62 @@ def window_peak_rss_bytes() -> int | None:
     except OSError:
         return None
     return None
+
+
+def mps_driver_allocated_bytes() -> int | None:
+    """The MPS driver's current allocation, where this torch exposes it (else None)."""
+    read = getattr(torch.mps, "driver_allocated_memory", None)
+    if read is None:
+        return None
+    try:
+        return int(read())
+    except RuntimeError:  # no MPS device behind it
+        return None
+
+
+def device_memory(
+    device: str,
+    *,
+    rss_before_train_bytes: int,
+    peak_rss_bytes: int,
+    train_peak_rss_bytes: int | None,
+    mps_sampled_max_allocated_bytes: int | None,
+    mps_driver_max_allocated_bytes: int | None = None,
+) -> Memory:
+    """Every memory counter after training, and the device's principal one.
+
+    CUDA's peaks are read here (after ``reset_peak_memory_stats`` before training); MPS values
+    are the maxima the training loop sampled.
+
+    Args:
+        device: The device that trained.
+        rss_before_train_bytes: RSS before the first step.
+        peak_rss_bytes: Process RSS high-water mark.
+        train_peak_rss_bytes: RSS high-water mark over training (Linux), else None.
+        mps_sampled_max_allocated_bytes: Sampled max of MPS current allocation, on MPS.
+        mps_driver_max_allocated_bytes: Sampled max of the MPS driver's allocation, if exposed.
+    """
+    cuda = device.startswith("cuda")
+    cuda_allocated = int(torch.cuda.max_memory_allocated()) if cuda else None
+    cuda_reserved = int(torch.cuda.max_memory_reserved()) if cuda else None
+    peak, source = principal_memory(
+        device,
+        peak_rss_bytes=peak_rss_bytes,
+        train_peak_rss_bytes=train_peak_rss_bytes,
+        cuda_max_allocated_bytes=cuda_allocated,
+        mps_sampled_max_allocated_bytes=mps_sampled_max_allocated_bytes,
+        mps_driver_max_allocated_bytes=mps_driver_max_allocated_bytes,
+    )
+    return Memory(
+        rss_before_train_bytes=rss_before_train_bytes,
+        peak_rss_bytes=peak_rss_bytes,
+        train_peak_rss_bytes=train_peak_rss_bytes,
+        cuda_max_allocated_bytes=cuda_allocated,
+        cuda_max_reserved_bytes=cuda_reserved,
+        mps_sampled_max_allocated_bytes=mps_sampled_max_allocated_bytes,
+        peak_memory_bytes=peak,
+        peak_memory_source=source,
+    )
 
 
 def matmul_peak_flops_per_s(device: str, dtype: torch.dtype, *, seconds: float = 0.5) -> float:

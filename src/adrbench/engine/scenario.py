@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from adrbench.errors import ScenarioError
+from adrbench.paths import portable_name
 
 __all__ = [
     "BatchingName",
@@ -232,10 +233,13 @@ class Scenario:
 
         Two results are comparable only when their fingerprints match (a changed benchmark is a
         new benchmark). ``timeout_s`` changes nothing that is measured, and the injection knobs
-        stand in for a code change, which is exactly what the gate must compare across.
+        stand in for a code change, which is exactly what the gate must compare across. A local
+        model enters by its portable name (``/tmp/model`` as ``model``), never by its location.
         """
         data = self.to_mapping()
         for name in ("timeout_s", "ballast_mb", "extra_step_work"):
             data.pop(name)
+        # Where a local model lies on disk is not what is measured (adrbench.paths).
+        data["model"] = portable_name(self.model)
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from adrbench.engine import measure
 from adrbench.engine.data import StsSplit
 from adrbench.engine.device import synchronize
 from adrbench.engine.scenario import Scenario
@@ -38,6 +39,7 @@ class TrainLog:
     step_real_tokens: tuple[int, ...]
     step_padded_tokens: tuple[int, ...]
     mps_max_allocated_bytes: int | None
+    mps_driver_max_allocated_bytes: int | None = None  # where torch exposes the driver's count
 
 
 def planned_steps(scenario: Scenario, n_pairs: int) -> int:
@@ -134,6 +136,7 @@ def train(
     real: list[int] = []
     padded: list[int] = []
     mps_peak: int | None = 0 if device_type == "mps" else None
+    mps_driver_peak: int | None = None
     loss_value = float("nan")
 
     model.train()
@@ -159,6 +162,9 @@ def train(
         loss_value = float(loss.detach())
         if mps_peak is not None:
             mps_peak = max(mps_peak, int(torch.mps.current_allocated_memory()))
+            driver = measure.mps_driver_allocated_bytes()
+            if driver is not None:
+                mps_driver_peak = max(mps_driver_peak or 0, driver)
         if step >= scenario.timing_warmup_steps:
             times.append(elapsed)
             samples.append(len(batch))
@@ -176,4 +182,5 @@ def train(
         step_real_tokens=tuple(real),
         step_padded_tokens=tuple(padded),
         mps_max_allocated_bytes=mps_peak,
+        mps_driver_max_allocated_bytes=mps_driver_peak,
     )

@@ -34,7 +34,6 @@ from adrbench.results.record import (
     Compute,
     Failure,
     FailureKind,
-    Memory,
     Metrics,
     Phases,
     ScenarioResult,
@@ -166,17 +165,13 @@ def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> S
     log = train(model, loss_fn, train_split, scenario, device, on_step)
     train_s = time.perf_counter() - start
     train_peak = measure.window_peak_rss_bytes() if window else None
-    memory = Memory(
+    memory = measure.device_memory(
+        device,
         rss_before_train_bytes=rss_before,
         peak_rss_bytes=max(lifetime_peak, measure.process_peak_rss_bytes(), train_peak or 0),
         train_peak_rss_bytes=train_peak,
-        cuda_max_allocated_bytes=(
-            int(torch.cuda.max_memory_allocated()) if device.startswith("cuda") else None
-        ),
-        cuda_max_reserved_bytes=(
-            int(torch.cuda.max_memory_reserved()) if device.startswith("cuda") else None
-        ),
         mps_sampled_max_allocated_bytes=log.mps_max_allocated_bytes,
+        mps_driver_max_allocated_bytes=log.mps_driver_max_allocated_bytes,
     )
     del ballast
 

@@ -20,7 +20,13 @@ from typing import Any, Literal
 import matplotlib.style
 from matplotlib.figure import Figure
 
-from adrbench.results.record import Memory, RunRecord, ScenarioResult, Status
+from adrbench.results.record import (
+    MEMORY_SOURCE_LABELS,
+    Memory,
+    RunRecord,
+    ScenarioResult,
+    Status,
+)
 
 __all__ = [
     "CHART_KINDS",
@@ -61,23 +67,16 @@ class MemoryReading:
 
 
 def memory_reading(memory: Memory) -> MemoryReading:
-    """The most specific peak counter this result has.
+    """The device's principal peak memory counter (``peak_memory_bytes``) and its label.
 
-    The accelerator's own counter when there is one (CUDA max allocated, MPS sampled max), else
-    the RSS high-water mark over training only, else over the whole process.
+    CUDA max allocated, MPS allocation, else the RSS high-water mark over training only, else
+    over the whole process (see :func:`adrbench.results.record.principal_memory`).
 
     Args:
         memory: The result's memory counters.
     """
-    candidates = (
-        ("CUDA max allocated", memory.cuda_max_allocated_bytes),
-        ("MPS sampled max", memory.mps_sampled_max_allocated_bytes),
-        ("train peak RSS", memory.train_peak_rss_bytes),
-    )
-    for source, value in candidates:
-        if value is not None:
-            return MemoryReading(source, value)
-    return MemoryReading("process peak RSS", memory.peak_rss_bytes)
+    label = MEMORY_SOURCE_LABELS.get(memory.peak_memory_source, memory.peak_memory_source)
+    return MemoryReading(label, memory.peak_memory_bytes)
 
 
 def _find(run: RunRecord, name: str) -> ScenarioResult | None:

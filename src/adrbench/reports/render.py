@@ -27,11 +27,19 @@ from typing import TYPE_CHECKING
 import jinja2
 from tabulate import tabulate
 
+from adrbench.decisions.staleness import Staleness
 from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 from adrbench.errors import UserError
 from adrbench.reports.markers import EVIDENCE, INDEX, find_block, replace_block
 from adrbench.results.metrics import METRICS
-from adrbench.results.record import Environment, Metrics, RunRecord, ScenarioResult, Status
+from adrbench.results.record import (
+    MEMORY_SOURCE_LABELS,
+    Environment,
+    Metrics,
+    RunRecord,
+    ScenarioResult,
+    Status,
+)
 from adrbench.results.store import latest_per_environment, run_path
 from adrbench.units import format_bytes, format_count
 
@@ -68,11 +76,14 @@ class EvidenceRun:
         run: The run.
         results_file: Its results file as linked from the appendix (a relative path).
         verdicts: The ADR judged on this run's facts.
+        staleness: Whether the run still speaks for today's suite and measuring code (None: not
+            judged).
     """
 
     run: RunRecord
     results_file: str
     verdicts: AdrVerdicts
+    staleness: Staleness | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +350,7 @@ def _scenario_table(name: str, runs: Sequence[EvidenceRun]) -> str:
     add("Trainable / total parameters", _params_cell)
     add("Samples/s (± stdev of per-step rates)", _samples_cell)
     add("Real tokens/s", lambda m: f"{m.throughput.real_tokens_per_s:.0f}")
+    add("Peak memory (device's principal counter)", _principal_memory_cell)
     for label, field in _MEMORY_ROWS:
         add(label, functools.partial(_memory_cell, field=field))
     for split in _splits(results):
@@ -348,6 +360,11 @@ def _scenario_table(name: str, runs: Sequence[EvidenceRun]) -> str:
     add("Wall time", _wall_cell)
     headers = ["", *(_cell(environment_label(r.run.environment)) for r in runs)]
     return _table(rows, headers)
+
+
+def _principal_memory_cell(m: Metrics) -> str:
+    label = MEMORY_SOURCE_LABELS.get(m.memory.peak_memory_source, m.memory.peak_memory_source)
+    return f"{format_bytes(m.memory.peak_memory_bytes)} ({label})"
 
 
 def _memory_cell(m: Metrics, field: str) -> str | None:
@@ -384,7 +401,7 @@ def _provenance_table(runs: Sequence[EvidenceRun]) -> str:
         if run.model is None:
             return "none"
         sha = f", sha256 {run.model.weights_sha256[:12]}" if run.model.weights_sha256 else ""
-        return f"{run.model.id} ({run.model.resolved}{sha})"
+        return f"{run.model.id} ({run.model.source}{sha})"
 
     def dataset(run: RunRecord) -> str:
         if run.dataset is None:
@@ -401,6 +418,10 @@ def _provenance_table(runs: Sequence[EvidenceRun]) -> str:
         ["Dataset", *(dataset(r.run) for r in runs)],
         ["Results file", *(f"[{Path(r.results_file).name}]({r.results_file})" for r in runs)],
     ]
+    if any(r.staleness is not None for r in runs):
+        rows.append(
+            ["Evidence", *(r.staleness.summary() if r.staleness else "not judged" for r in runs)]
+        )
     headers = ["", *(environment_label(r.run.environment) for r in runs)]
     return _table([[_cell(c) for c in row] for row in rows], [_cell(h) for h in headers])
 
@@ -653,9 +674,19 @@ def plan_reports(
         adr_dir: The ADR directory; appendices go to ``<adr_dir>/appendix``.
         results_dir: The results directory the runs were read from (for the links).
     """
+    from adrbench.decisions.staleness import judge_staleness
+    from adrbench.engine.environment import repository_root
+
     appendix_dir = adr_dir / "appendix"
     outputs: dict[Path, bytes] = {}
     entries: list[IndexEntry] = []
+    root = repository_root(adr_dir.resolve().parent)
+    # Not this machine's installed stack: the same results must render the same bytes anywhere.
+    staleness = {
+        run.run_id: judge_staleness(run, root=root, this_environment=None)
+        for item in judged
+        for run, _ in item.runs
+    }
     for item in sorted(judged, key=lambda j: (j.verdicts.number, j.verdicts.path)):
         adr = item.verdicts
         adr_path = adr_dir / Path(adr.path).name
@@ -672,7 +703,12 @@ def plan_reports(
                 charts.append(Chart(caption, chart_path.name))
         appendix_path = appendix_dir / f"{stem}.md"
         evidence_runs = tuple(
-            EvidenceRun(run, _link(run_path(results_dir, run.run_id), appendix_dir), verdicts)
+            EvidenceRun(
+                run,
+                _link(run_path(results_dir, run.run_id), appendix_dir),
+                verdicts,
+                staleness[run.run_id],
+            )
             for run, verdicts in item.runs
         )
         outputs[appendix_path] = render_appendix(

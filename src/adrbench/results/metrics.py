@@ -41,6 +41,13 @@ METRICS: Mapping[str, MetricSpec] = dict(
         _spec("real_tokens_per_s", "tokens/s", True, "non-padding tokens per second"),
         _spec("padded_tokens_per_s", "tokens/s", True, "tokens incl. padding per second"),
         _spec("step_time_s", "s", False, "mean seconds per timed step"),
+        _spec(
+            "peak_memory_bytes",
+            "bytes",
+            False,
+            "the device's principal peak memory (CUDA max allocated, MPS allocation, CPU train "
+            "RSS); its counter is peak_memory_source",
+        ),
         _spec("rss_before_train_bytes", "bytes", False, "process RSS before training"),
         _spec("peak_rss_bytes", "bytes", False, "process RSS high-water mark"),
         _spec("train_peak_rss_bytes", "bytes", False, "RSS high-water mark during training"),
@@ -80,6 +87,7 @@ def flatten_metrics(metrics: Metrics) -> dict[str, float]:
         "real_tokens_per_s": t.real_tokens_per_s,
         "padded_tokens_per_s": t.padded_tokens_per_s,
         "step_time_s": sum(t.step_times_s) / timed if timed else None,
+        "peak_memory_bytes": m.peak_memory_bytes,
         "rss_before_train_bytes": m.rss_before_train_bytes,
         "peak_rss_bytes": m.peak_rss_bytes,
         "train_peak_rss_bytes": m.train_peak_rss_bytes,

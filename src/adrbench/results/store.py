@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_RESULTS_DIR",
     "PROFILE_PRECEDENCE",
     "evidence_run",
+    "import_runs",
     "iter_runs",
     "latest_per_environment",
     "latest_run",
@@ -29,6 +30,7 @@ __all__ = [
     "run_path",
     "runs_dir",
     "to_pytest_benchmark",
+    "upgrade_file",
     "write_run",
 ]
 
@@ -83,6 +85,87 @@ def write_run(run: RunRecord, results_dir: Path = DEFAULT_RESULTS_DIR) -> Path:
     twin = path.with_name(f"{run.run_id}.benchmark.json")
     _write_new(twin, json.dumps(to_pytest_benchmark(run), indent=2, sort_keys=True) + "\n")
     return path
+
+
+def _replace(path: Path, text: str) -> None:
+    """Atomically replace ``path`` with ``text`` (temporary file, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, path.stat().st_mode & 0o777)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def upgrade_file(path: Path) -> bool:
+    """Rewrite a run file (and its pytest-benchmark twin, if beside it) in the current schema.
+
+    The file goes through the ``update_to_N`` migrations and is written back; no measurement is
+    touched (migrations only add derived fields and rename or drop provenance). Returns whether
+    the bytes changed.
+    """
+    run = load_run(path)
+    text = run_to_json(run)
+    changed = path.read_text(encoding="utf-8") != text
+    if changed:
+        _replace(path, text)
+    twin = path.with_name(f"{path.name.removesuffix('.json')}.benchmark.json")
+    if twin.is_file():
+        twin_text = json.dumps(to_pytest_benchmark(run), indent=2, sort_keys=True) + "\n"
+        if twin.read_text(encoding="utf-8") != twin_text:
+            _replace(twin, twin_text)
+            changed = True
+    return changed
+
+
+def _same_run(a: RunRecord, b: RunRecord) -> bool:
+    return (
+        a.started_at == b.started_at
+        and a.environment.fingerprint == b.environment.fingerprint
+        and a.suite == b.suite
+        and a.profile == b.profile
+    )
+
+
+def import_runs(paths: Sequence[Path], results_dir: Path = DEFAULT_RESULTS_DIR) -> list[Path]:
+    """Validate runs made elsewhere and file them under ``results_dir/runs/``; returns the paths.
+
+    Each file is parsed (older schemas migrated, newer refused), must name its environment and
+    must not be in ``results_dir`` already (same run id, or the same start, environment, suite and
+    profile under another id). Every file is checked before any is written, so a bad one imports
+    nothing. Measurements are written as they are; the pytest-benchmark twin is regenerated.
+
+    Raises:
+        ResultsError: one sentence naming the file, the problem and the fix.
+    """
+    existing = [load_run(p) for p in iter_runs(results_dir)]
+    accepted: list[RunRecord] = []
+    for path in paths:
+        if path.name.endswith(".benchmark.json"):
+            raise ResultsError(
+                f"{path}: a pytest-benchmark twin, not a run; import the run file beside it "
+                "(its twin is regenerated from the run)"
+            )
+        run = load_run(path)
+        if not run.environment.fingerprint.strip():
+            raise ResultsError(
+                f"{path}: environment.fingerprint is empty; a run must say which machine made it"
+            )
+        if not run.scenarios:
+            raise ResultsError(f"{path}: the run has no scenarios; nothing to import")
+        for other in [*existing, *accepted]:
+            if other.run_id == run.run_id or _same_run(other, run):
+                raise ResultsError(
+                    f"{path}: run {run.run_id} is already in {runs_dir(results_dir)} (as "
+                    f"{other.run_id}); nothing to import"
+                )
+        accepted.append(run)
+    return [write_run(run, results_dir) for run in accepted]
 
 
 def load_run(path: Path) -> RunRecord:

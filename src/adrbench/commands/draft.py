@@ -1,0 +1,65 @@
+"""``adrbench draft ADR``: write a ``proposed`` ADR superseding one whose revisit trigger fired.
+
+Example::
+
+    adrbench draft 2          # ADR-0002's `cuda` trigger fired on a CUDA machine's run
+
+Each environment with evidence is judged (as ``check`` does); the draft cites every environment
+where a trigger of the ADR fired, and is written as ``adr/NNNN-revisit-<slug>.md`` with the next
+free number, for a person to finish. Exit status: 0 written; 2 bad input, including an ADR none of
+whose triggers fired anywhere (nothing to supersede) or a draft file that already exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from adrbench.commands import add_adr_options, add_no_probes, add_results_dir, ensure_adr_dir
+from adrbench.decisions.adr import adr_paths, load_adrs, resolve_adr_args
+from adrbench.decisions.draft import FiredEvidence, draft_file_name, render_draft
+from adrbench.decisions.verdicts import judge_environments
+from adrbench.errors import UserError
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("adr", metavar="ADR", help="the ADR whose trigger fired (file or number)")
+    add_adr_options(parser, positional=False)
+    add_results_dir(parser)
+    add_no_probes(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    ensure_adr_dir(args.adr_dir)
+    (path,) = resolve_adr_args(args.adr_dir, [args.adr])
+    old = next(a for a in load_adrs(args.adr_dir) if a.path.resolve() == path.resolve())
+    evidence = []
+    for judgement in judge_environments(
+        args.adr_dir, args.results_dir, probes=args.probes, only=[path]
+    ):
+        if judgement.run is None:
+            continue
+        item = FiredEvidence(judgement.run, judgement.verdicts[0])
+        if item.fired:
+            evidence.append(item)
+    if not evidence:
+        raise UserError(
+            f"{path}: none of its revisit triggers fired on any environment with evidence in "
+            f"{args.results_dir}/runs; nothing to supersede (see `adrbench check {old.number}`)"
+        )
+    number = max((int(p.name[:4]) for p in adr_paths(args.adr_dir)), default=0) + 1
+    target = args.adr_dir / draft_file_name(number, old)
+    if any(
+        p.name.split("-", 1)[1] == target.name.split("-", 1)[1] for p in adr_paths(args.adr_dir)
+    ):
+        raise UserError(
+            f"{target.name}: a draft revisiting ADR-{old.number:04d} already exists; finish or "
+            "delete it first"
+        )
+    date = datetime.now(UTC).date().isoformat()
+    target.write_text(render_draft(old, evidence, date=date), encoding="utf-8")
+    fired = sorted({v.id for e in evidence for v in e.fired})
+    print(f"wrote {target} (proposed, supersedes ADR-{old.number:04d}; fired: {', '.join(fired)})")
+    return 0
