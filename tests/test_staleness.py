@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adrbench.decisions.staleness import judge_staleness
-from adrbench.engine.suite import load_suite
+from adrbench.engine.suite import load_suite, parse_override
 from adrbench.results.record import Provenance, RunRecord, ScenarioResult
 from factories import make_environment, make_ok, make_run
 
@@ -123,7 +123,7 @@ def test_a_run_before_schema_2_is_reported_as_unknown_code_not_fresh(root: Path)
 def test_recorded_overrides_are_applied_before_comparing(root: Path) -> None:
     # GIVEN a run made with --set max_steps=5 (recorded) WHEN judged THEN not stale for it
     suite = load_suite(root / "bench" / "finetune_sts.toml")
-    scenarios = suite.scenarios("quick", only=["full"], overrides={"max_steps": 5})
+    scenarios = suite.scenarios("quick", only=["full"], overrides=[parse_override("max_steps=5")])
     results = [make_ok("full", scenario=scenarios[0])]
     run = dataclasses.replace(
         make_run(results, environment=make_environment("here", packages=dict(STACK))),

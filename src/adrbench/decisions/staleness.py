@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from adrbench.engine.scenario import Scenario
-from adrbench.engine.suite import load_suite, parse_override
+from adrbench.engine.suite import Override, load_suite, parse_override
 from adrbench.errors import UserError
 from adrbench.results.record import RunRecord
 
@@ -91,10 +91,10 @@ def _suite_reasons(run: RunRecord, root: Path) -> tuple[list[str], list[str]]:
     path = root / relative
     if not path.is_file():
         return [], [f"suite file {relative} not found, scenario definitions not compared"]
-    overrides: dict[str, Any] = {}
+    overrides: list[Override] = []
     notes: list[str] = []
     if provenance is not None:
-        overrides = dict(parse_override(f"{k}={v}") for k, v in provenance.overrides.items())
+        overrides = [parse_override(f"{k}={v}") for k, v in provenance.overrides.items()]
     else:
         notes.append("--set overrides unknown (recorded before schema 2)")
     try:
