@@ -47,8 +47,9 @@ def check(results_dir: Path, *extra: str) -> int:
 def test_no_evidence_anywhere_says_so_and_exits_3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # GIVEN an empty results directory WHEN checked THEN exit 3 and one sentence saying so
+    # GIVEN a results directory with no runs WHEN checked THEN exit 3 and one sentence saying so
     results = tmp_path / "results"
+    (results / "runs").mkdir(parents=True)
     assert check(results) == 3
     assert capsys.readouterr().out == (
         f"No evidence anywhere: {results / 'runs'} holds no run, so no ADR can be judged. Run "

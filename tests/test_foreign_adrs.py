@@ -113,8 +113,7 @@ def test_lint_reports_every_problem_of_every_file_in_one_pass(tmp_path: Path) ->
     assert messages == [
         "0001-a.md:6: '+' needs a number, got '<text>'",
         "0002-b.md:3: ADR 0007 does not exist (ADRs: 0001, 0002); fix the number",
-        "0002-b.md:7: unknown name 'model.paramters'; nearest facts: model.parameters, "
-        "model.resolved",
+        "0002-b.md:7: unknown name 'model.paramters'; nearest facts: model.parameters",
     ]
     # AND both statuses are warnings
     assert [(w.path.name, w.field) for w in result.warnings] == [
