@@ -181,6 +181,56 @@ def test_a_baseline_from_several_runs_keeps_the_median_run_per_scenario() -> Non
     assert merged.run_id == "a+median-of-3"
 
 
+def _two_scenario_run(run_id: str, full_s: float, lora_s: float) -> RunRecord:
+    return make_run(
+        [make_ok("full", step_time_s=full_s), make_ok("lora", method="lora", step_time_s=lora_s)],
+        run_id=run_id,
+    )
+
+
+def test_the_median_run_is_chosen_per_scenario_and_need_not_be_the_first() -> None:
+    # GIVEN three runs whose median differs by scenario: full's is run b, lora's is run c
+    runs = [
+        _two_scenario_run("a", full_s=0.95, lora_s=0.80),
+        _two_scenario_run("b", full_s=0.70, lora_s=0.90),
+        _two_scenario_run("c", full_s=0.68, lora_s=0.85),
+    ]
+    # WHEN they become one baseline
+    merged = median_run(runs)
+    # THEN each scenario keeps its own median run's result, not the first run's
+    assert merged.scenario("full") == runs[1].scenario("full")
+    assert merged.scenario("lora") == runs[2].scenario("lora")
+    assert merged.run_id == "a+median-of-3"
+
+
+def test_with_an_even_number_of_runs_the_lower_middle_one_is_kept() -> None:
+    # GIVEN four runs (medians 0.9, 0.6, 0.8, 0.7): the middle two are 0.7 (d) and 0.8 (c)
+    runs = [
+        _two_scenario_run(run_id, full_s=t, lora_s=t)
+        for run_id, t in (("a", 0.9), ("b", 0.6), ("c", 0.8), ("d", 0.7))
+    ]
+    merged = median_run(runs)
+    # THEN the lower middle run is the reference (documented in median_run)
+    assert merged.scenario("full") == runs[3].scenario("full")
+
+
+def test_a_scenario_ok_in_only_some_runs_takes_the_median_of_those() -> None:
+    # GIVEN full ok in runs b and c only (a failed it); lora ok everywhere
+    a = make_run([make_failed("full"), make_ok("lora", method="lora", step_time_s=0.8)], run_id="a")
+    b = _two_scenario_run("b", full_s=0.75, lora_s=0.9)
+    c = _two_scenario_run("c", full_s=0.70, lora_s=0.85)
+    merged = median_run([b, a, c])
+    # THEN full's median is the lower middle of its two ok results, lora's the middle of three
+    assert merged.scenario("full") == c.scenario("full")
+    assert merged.scenario("lora") == c.scenario("lora")
+
+
+def test_a_scenario_that_failed_in_the_first_run_stays_failed_when_no_run_has_it_ok() -> None:
+    a = make_run([make_failed("full")], run_id="a")
+    b = make_run([make_failed("full", message="again")], run_id="b")
+    assert median_run([a, b]).scenario("full") == a.scenario("full")
+
+
 def test_runs_of_different_machines_cannot_share_a_baseline() -> None:
     with pytest.raises(BaselineError) as info:
         median_run([_timed_run("a", 0.7), _timed_run("b", 0.7, env="cuda-a100")])
