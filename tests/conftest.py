@@ -12,6 +12,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 import shutil
 
 import pytest
+from hypothesis import settings
+
+# Property tests: derandomised in CI (CI=true, as .ci/run is started), so a CI failure reproduces
+# from the same examples; random locally, where new examples are the point. Either profile can be
+# picked with HYPOTHESIS_PROFILE=ci|dev.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev")
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") == "true" else "dev")
+)
 
 SHARED_STSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "stsb"
 
