@@ -6,8 +6,12 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
-from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict
+from adrbench.decisions.adr import Adr, Item
+from adrbench.decisions.expressions import parse
+from adrbench.decisions.facts import build_facts
+from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict, judge_adr
 from adrbench.engine.scenario import Scenario
 from adrbench.results.record import (
     SCHEMA_VERSION,
@@ -29,7 +33,15 @@ from adrbench.results.record import (
     Throughput,
 )
 
-__all__ = ["make_environment", "make_failed", "make_ok", "make_run", "make_skipped"]
+__all__ = [
+    "judged",
+    "lora_trainable",
+    "make_environment",
+    "make_failed",
+    "make_ok",
+    "make_run",
+    "make_skipped",
+]
 
 MINILM_PARAMETERS = 22_713_216
 
@@ -152,8 +164,10 @@ def make_failed(
     name: str = "broken",
     kind: FailureKind = FailureKind.EXCEPTION,
     message: str = "boom",
+    *,
+    method: str = "full",
 ) -> ScenarioResult:
-    scenario = Scenario(name=name, method="full")
+    scenario = Scenario(name=name, method=method)  # type: ignore[arg-type]
     return ScenarioResult(
         name=name,
         fingerprint=scenario.fingerprint(),
@@ -262,8 +276,8 @@ def make_adr_verdicts(
                 "qlora-needs-cuda",
                 "holds",
                 text="QLoRA cannot run without CUDA",
-                expression='results.qlora.skip_reason == "cuda_unavailable"',
-                values={"results.qlora.skip_reason": "cuda_unavailable"},
+                expression='results.qlora.reason == "cuda_unavailable"',
+                values={"results.qlora.reason": "cuda_unavailable"},
             ),
         ]
     return AdrVerdicts(
@@ -276,7 +290,20 @@ def make_adr_verdicts(
     )
 
 
-LORA_TRAINABLE = 331_776  # r=8 on query/key/value/dense of all-MiniLM-L6-v2
+def lora_trainable(
+    *, layers: int, hidden: int, intermediate: int, r: int = 8, pooler: bool = True
+) -> int:
+    """LoRA parameters of a BERT encoder with adapters on query/key/value/dense (the default
+    ``target_modules``): r * (in + out) per adapted Linear. "dense" also matches the attention
+    output, both feed-forward layers and the pooler's dense, which the packaged model keeps."""
+    square = 4 * r * (hidden + hidden)  # query, key, value, attention.output.dense
+    feed_forward = 2 * r * (hidden + intermediate)  # intermediate.dense, output.dense
+    return layers * (square + feed_forward) + (r * 2 * hidden if pooler else 0)
+
+
+# all-MiniLM-L6-v2: 6 layers, 384 wide, 1536 feed-forward. The slow real-model test measures
+# the same 337,920 (tests/test_real_model.py), and test_qlora.py checks the formula on a model.
+LORA_TRAINABLE = lora_trainable(layers=6, hidden=384, intermediate=1536)
 
 
 def make_finetune_sts_run(
@@ -291,7 +318,7 @@ def make_finetune_sts_run(
     run_id: str = "20261128T120000Z-finetune_sts-quick-0001",
     environment: Environment | None = None,
 ) -> RunRecord:
-    """A ``finetune_sts`` run shaped like this CPU machine's: full, lora (slower here, 0.33M
+    """A ``finetune_sts`` run shaped like this CPU machine's: full, lora (slower here, 0.34M
     trainable on top of the 22.7M base), qlora skipped for lack of CUDA, and full_cosent."""
     return make_run(
         [
@@ -317,3 +344,25 @@ def make_finetune_sts_run(
         run_id=run_id,
         environment=environment,
     )
+
+
+def judged(template: AdrVerdicts, run: RunRecord) -> AdrVerdicts:
+    """``template``'s claims, triggers and premises judged on ``run`` by the real judge, so every
+    outcome and value shown beside the run comes from that run, never typed in."""
+    items = [
+        Item(v.kind.value, v.id, v.text, parse(v.expression), line=1) for v in template.verdicts
+    ]
+    adr = Adr(
+        number=template.number,
+        title=template.title,
+        path=Path(template.path),
+        status=template.status,
+        date=None,
+        front_matter={},
+        evidence=template.evidence,
+        claims=tuple(i for i in items if i.kind == "claim"),
+        revisit_when=tuple(i for i in items if i.kind == "trigger"),
+        premises=tuple(i for i in items if i.kind == "premise"),
+        body="",
+    )
+    return judge_adr(adr, build_facts(run, probes=False))

@@ -7,7 +7,9 @@ Golden files live in tests/data/golden/; regenerate them after an intended chang
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
@@ -33,8 +35,11 @@ from adrbench.reports.render import (
     render_index,
     verdict_line,
 )
-from adrbench.results.record import FailureKind, RunRecord
+from adrbench.results.record import FailureKind, RunRecord, ScenarioResult, run_from_json
 from factories import (
+    LORA_TRAINABLE,
+    MINILM_PARAMETERS,
+    judged,
     make_adr_verdicts,
     make_environment,
     make_failed,
@@ -65,18 +70,21 @@ def assert_golden(name: str, text: str) -> None:
 
 
 def cpu_run() -> RunRecord:
-    """The CPU CI machine: full and LoRA ran, QLoRA skipped, one scenario failed."""
+    """The CPU CI machine: full and LoRA ran, QLoRA skipped, one scenario failed. Peak RSS as
+    measured in the committed run results/runs/20261128T154211Z-finetune_sts-quick-0e34.json:
+    LoRA above full on this CPU."""
     return make_run(
         [
-            make_ok("full", method="full", noise_cv=0.05, peak_rss_bytes=1_900_000_000),
+            make_ok("full", method="full", noise_cv=0.05, peak_rss_bytes=1_734_586_368),
             make_ok(
                 "lora",
                 method="lora",
-                trainable_parameters=294_912,
-                step_time_s=0.5,
+                trainable_parameters=LORA_TRAINABLE,
+                total_parameters=MINILM_PARAMETERS + LORA_TRAINABLE,
+                step_time_s=0.8,
                 noise_cv=0.05,
                 seed=1,
-                peak_rss_bytes=1_500_000_000,
+                peak_rss_bytes=1_799_573_504,
                 test_spearman=0.84,
             ),
             make_skipped("qlora"),
@@ -84,34 +92,52 @@ def cpu_run() -> RunRecord:
                 "lora_r64",
                 FailureKind.OUT_OF_MEMORY,
                 message="killed at 7.9 GiB | limit 8 GiB\nsecond line",
+                method="lora",
             ),
         ]
     )
 
 
 def cuda_run() -> RunRecord:
-    """A CUDA box, a later run: QLoRA ran here, the failing scenario was not in its suite."""
+    """The real H200 run (shared/evidence/cuda-h200, copied unchanged): QLoRA ran there, with the
+    CUDA allocator's peaks recorded; the failing CPU scenario was not in its suite."""
+    path = Path(__file__).parent / "data" / "runs" / "cuda-h200-full.json"
+    return run_from_json(path.read_text(encoding="utf-8"), source=path)
+
+
+def mps_run() -> RunRecord:
+    """An Apple-silicon shape (no real MPS run exists yet: these numbers are made up and marked
+    so): the MPS sampled peak is recorded, CUDA counters are absent."""
+
+    def on_mps(result: ScenarioResult) -> ScenarioResult:
+        assert result.metrics is not None
+        memory = replace(result.metrics.memory, mps_sampled_max_allocated_bytes=600_000_000)
+        return replace(result, metrics=replace(result.metrics, device="mps", memory=memory))
+
     return make_run(
         [
-            make_ok("full", method="full", step_time_s=0.05, noise_cv=0.1, seed=2),
-            make_ok(
-                "lora",
-                method="lora",
-                trainable_parameters=294_912,
-                step_time_s=0.04,
-                noise_cv=0.1,
-                seed=3,
+            on_mps(make_ok("full", method="full", step_time_s=0.2, seed=4)),
+            on_mps(
+                make_ok(
+                    "lora",
+                    method="lora",
+                    trainable_parameters=LORA_TRAINABLE,
+                    total_parameters=MINILM_PARAMETERS + LORA_TRAINABLE,
+                    step_time_s=0.25,
+                    seed=5,
+                )
             ),
-            make_ok("qlora", method="qlora", trainable_parameters=294_912, step_time_s=0.06),
+            make_skipped("qlora", message="QLoRA needs CUDA; this machine's device is mps."),
         ],
-        run_id="20261128T130000Z-finetune_sts-quick-0002",
-        started_at="2026-11-28T13:00:00Z",
+        run_id="20261128T140000Z-finetune_sts-quick-0003",
+        started_at="2026-11-28T14:00:00Z",
         environment=make_environment(
-            "cuda-1xh100-80g",
-            device_kind="cuda",
-            device_name="NVIDIA H100 80GB HBM3",
-            cuda_available=True,
-            cores=32,
+            "mps-m2-16g",
+            device_kind="mps",
+            device_name="Apple M2",
+            mps_available=True,
+            cores=8,
+            memory_bytes=16 * 2**30,
         ),
     )
 
@@ -120,58 +146,140 @@ def evidence(run: RunRecord, verdicts: AdrVerdicts) -> EvidenceRun:
     return EvidenceRun(run, f"../../results/runs/{run.run_id}.json", verdicts)
 
 
-def test_appendix_with_two_environments_side_by_side_matches_golden() -> None:
-    # GIVEN a CUDA run and a CPU run with a skipped and a failed scenario, each judged on its own
-    def judged(on_cuda: bool) -> AdrVerdicts:
-        return make_adr_verdicts(
-            [
-                make_verdict(),
-                make_verdict(
-                    "trigger",
-                    "cuda",
-                    "fired" if on_cuda else "not fired",
-                    text="CUDA hardware available",
-                    expression="env.cuda_available",
-                    values={"env.cuda_available": on_cuda},
-                ),
-                make_verdict(
-                    "claim",
-                    "qlora-saves-memory",
-                    "holds" if on_cuda else "unknown",
-                    text="QLoRA saves memory against LoRA",
-                    expression="results.qlora.peak_rss_bytes < results.lora.peak_rss_bytes",
-                    values={
-                        "results.lora.peak_rss_bytes": 1_700_000_000,
-                        "results.qlora.peak_rss_bytes": 1_600_000_000 if on_cuda else None,
-                    },
-                    reason=None if on_cuda else "results.qlora is skipped (cuda_unavailable)",
-                ),
-                make_verdict(
-                    "premise",
-                    "small-model",
-                    "stale",
-                    text="The model is small | tiny",
-                    expression="model.parameters < 100M",
-                    values={"model.parameters": 350_000_000},
-                ),
-            ],
-            evidence=(
-                "finetune_sts/full",
-                "finetune_sts/lora",
-                "finetune_sts/qlora",
-                "finetune_sts/lora_r64",
-            ),
-        )
+def _table(lines: list[str], start: int) -> tuple[list[str], list[list[str]]]:
+    """The Markdown table starting at or after ``lines[start]``: header cells and body rows."""
+    while not lines[start].startswith("|"):
+        start += 1
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        cells = re.split(r"(?<!\\)\|", line.strip()[1:-1])  # "\|" is a pipe inside a cell
+        rows.append([cell.strip() for cell in cells])
+    return rows[0], [r for r in rows[2:]]
 
-    cuda, cpu = judged(on_cuda=True), judged(on_cuda=False)
+
+_FACT = re.compile(r"\b(results\.(\w+)\.(\w+)) = ([^;,]+?)(?=[;,]|$)")
+
+
+def assert_consistent(text: str) -> None:
+    """Every ``results.SCENARIO.METRIC = VALUE`` quoted in a verdict shows the value the evidence
+    table of that scenario shows for that metric in the same environment's column."""
+    lines = text.splitlines()
+    labels = {field: label for label, field in render._MEMORY_ROWS}
+    evidence: dict[tuple[str, str, str], str] = {}  # (scenario, row label, column) -> cell
+    verdict_start = lines.index("## Verdicts")
+    for n, line in enumerate(lines[:verdict_start]):
+        if line.startswith("### `"):
+            header, body = _table(lines, n)
+            for row in body:
+                for column, cell in zip(header[1:], row[1:], strict=True):
+                    evidence[(line[5:-1], row[0], column)] = cell
+    checked = 0
+    for n, line in enumerate(lines[verdict_start:], start=verdict_start):
+        if not line.startswith("### "):
+            continue
+        header, body = _table(lines, n)
+        for row in body:
+            for column, cell in zip(header[3:], row[3:], strict=True):
+                for _, scenario, metric, shown in _FACT.findall(cell):
+                    if metric not in labels:
+                        continue
+                    key = (scenario, labels[metric], column)
+                    assert key in evidence, f"{key} is judged but not shown in the evidence"
+                    # a missing fact is the counter the table shows as not measured
+                    expected = {"missing": "—"}.get(shown.strip(), shown.strip())
+                    assert evidence[key] == expected, (
+                        f"{column}: verdict says {scenario}.{metric} = {shown.strip()}, the "
+                        f"evidence table shows {evidence[key]}"
+                    )
+                    checked += 1
+    assert checked > 0, "no verdict quotes a measured value: nothing was cross-checked"
+
+
+def test_the_consistency_check_catches_a_verdict_that_quotes_another_run() -> None:
+    # GIVEN ADR-002 judged on one run but rendered beside another (the old golden's mistake)
+    shown = cpu_run()
+    other = make_run(
+        [make_ok("lora", method="lora", peak_rss_bytes=1_700_000_000), make_skipped("qlora")]
+    )
+    adr = judged(make_adr_verdicts(), other)
+    text = render_appendix(
+        AppendixInput(
+            adr, ADR_LINK, (evidence(shown, adr),), evidence_scenarios(adr.evidence, []), ()
+        )
+    )
+    # THEN the check names both values
+    with pytest.raises(
+        AssertionError,
+        match=r"verdict says lora.peak_rss_bytes = 1.58 GiB, the "
+        r"evidence table shows 1.68 GiB",
+    ):
+        assert_consistent(text)
+
+
+TWO_ENVIRONMENTS = make_adr_verdicts(
+    [
+        make_verdict(),
+        make_verdict(
+            "trigger",
+            "cuda",
+            text="CUDA hardware available",
+            expression="env.cuda_available",
+        ),
+        make_verdict(
+            "claim",
+            "qlora-saves-memory",
+            text="QLoRA saves accelerator memory against LoRA",
+            expression="results.qlora.cuda_max_allocated_bytes < "
+            "results.lora.cuda_max_allocated_bytes",
+        ),
+        make_verdict(
+            "premise",
+            "no-cuda",
+            text="The machine has no CUDA | GPU",
+            expression="not env.cuda_available",
+        ),
+    ],
+    evidence=(
+        "finetune_sts/full",
+        "finetune_sts/lora",
+        "finetune_sts/qlora",
+        "finetune_sts/lora_r64",
+    ),
+)
+
+
+def test_appendix_with_two_environments_side_by_side_matches_golden() -> None:
+    # GIVEN the real H200 run and a CPU run with a skipped and a failed scenario, each judged on
+    # its own run by the real judge
+    cuda, cpu = judged(TWO_ENVIRONMENTS, cuda_run()), judged(TWO_ENVIRONMENTS, cpu_run())
     runs = (evidence(cuda_run(), cuda), evidence(cpu_run(), cpu))
     combined = combine_verdicts([cuda, cpu])
     # WHEN the appendix is rendered
     text = render_appendix(
         AppendixInput(combined, ADR_LINK, runs, evidence_scenarios(cuda.evidence, []), CHARTS)
     )
-    # THEN it matches the reviewed golden file
+    # THEN it matches the reviewed golden file, and agrees with itself
     assert_golden("appendix_two_environments.md", text)
+    assert_consistent(text)
+
+
+def test_appendix_with_cuda_and_mps_memory_rows_matches_golden() -> None:
+    # GIVEN the H200 run and an MPS-shaped run, judged on their own runs
+    cuda, mps = judged(TWO_ENVIRONMENTS, cuda_run()), judged(TWO_ENVIRONMENTS, mps_run())
+    runs = (evidence(cuda_run(), cuda), evidence(mps_run(), mps))
+    combined = combine_verdicts([cuda, mps])
+    # WHEN the appendix is rendered
+    text = render_appendix(
+        AppendixInput(combined, ADR_LINK, runs, evidence_scenarios(cuda.evidence, []), CHARTS)
+    )
+    # THEN the CUDA allocator rows and the MPS sampled row show each machine's own counter
+    assert_golden("appendix_cuda_mps.md", text)
+    assert_consistent(text)
+    rows = {" ".join(line.split()) for line in text.splitlines()}
+    assert "| Peak memory: CUDA max allocated | 643.61 MiB | — |" in rows
+    assert "| Peak memory: MPS sampled max | — | 572.20 MiB |" in rows
 
 
 def test_combined_verdict_takes_the_most_pressing_outcome_of_any_environment() -> None:
@@ -187,8 +295,8 @@ def test_combined_verdict_takes_the_most_pressing_outcome_of_any_environment() -
 
 
 def test_adr_002_appendix_shows_skip_reason_and_current_model_size() -> None:
-    # GIVEN ADR-002's verdicts and one CPU run where QLoRA was skipped
-    adr = make_adr_verdicts()
+    # GIVEN ADR-002's verdicts judged on one CPU run where QLoRA was skipped
+    adr = judged(make_adr_verdicts(), cpu_run())
     runs = (evidence(cpu_run(), adr),)
     # WHEN the appendix is rendered
     text = render_appendix(
@@ -196,6 +304,7 @@ def test_adr_002_appendix_shows_skip_reason_and_current_model_size() -> None:
     )
     # THEN the skip reason, the 7B trigger at 22.7M and the premise verdict are visible
     assert_golden("appendix_adr_002_cpu.md", text)
+    assert_consistent(text)
     assert "skipped: `cuda_unavailable` — QLoRA needs CUDA; this machine's device is cpu." in text
     rows = {" ".join(line.split()) for line in text.splitlines()}
     assert (
@@ -204,8 +313,8 @@ def test_adr_002_appendix_shows_skip_reason_and_current_model_size() -> None:
     ) in rows
     assert (
         "| `qlora-needs-cuda` | QLoRA cannot run without CUDA "
-        '| `results.qlora.skip_reason == "cuda_unavailable"` '
-        "| holds: results.qlora.skip_reason = cuda_unavailable |"
+        '| `results.qlora.reason == "cuda_unavailable"` '
+        "| holds: results.qlora.reason = cuda_unavailable |"
     ) in rows
 
 

@@ -12,7 +12,9 @@ from adrbench.decisions.facts import Facts, build_facts
 from adrbench.decisions.probes import ProbeResult
 from adrbench.decisions.verdicts import AdrVerdicts, Outcome, judge, judge_adr, judge_all
 from adrbench.results import store
+from adrbench.results.record import run_from_json
 from factories import (
+    LORA_TRAINABLE,
     MINILM_PARAMETERS,
     make_environment,
     make_finetune_sts_run,
@@ -128,7 +130,7 @@ def test_lora_slower_than_full_fails_the_speed_claim(adrs: dict[int, Adr]) -> No
     ratio = verdicts.verdicts[0]
     assert ratio.computed == {
         "results.full.trainable_parameters / results.lora.trainable_parameters": pytest.approx(
-            22_713_216 / 331_776
+            22_713_216 / LORA_TRAINABLE
         )
     }
     speed = verdicts.verdicts[1]
@@ -296,3 +298,21 @@ def test_a_full_profile_run_stays_the_evidence_over_a_newer_quick_run(tmp_path: 
     judgement = judge(REPO_ADRS, tmp_path, probes=False, environment="cpu-2core-24g")
     assert judgement.run is not None
     assert judgement.run.run_id == "20261128T100000Z-finetune_sts-full-0001"
+
+
+def test_lora_less_memory_fails_on_the_committed_cpu_run() -> None:
+    # GIVEN the repository's ADR-001 and a committed quick run of this CPU, where LoRA's process
+    # peak RSS (1.68 GiB) is above full fine-tuning's (1.62 GiB)
+    repo = Path(__file__).resolve().parents[1]
+    path = repo / "results" / "runs" / "20261128T154211Z-finetune_sts-quick-0e34.json"
+    run = run_from_json(path.read_text(encoding="utf-8"), source=path)
+    adr = parse_adr(repo / "adr" / "0001-lora-vs-full-fine-tuning.md")
+    # WHEN it is judged on that run
+    verdicts = {v.id: v for v in judge_adr(adr, build_facts(run, probes=False)).verdicts}
+    # THEN the claim fails with the measured values
+    less = verdicts["lora-less-memory"]
+    assert less.outcome is Outcome.FAILS
+    assert less.values == {
+        "results.lora.peak_rss_bytes": 1_799_573_504,
+        "results.full.peak_rss_bytes": 1_734_586_368,
+    }
