@@ -7,6 +7,7 @@ import pytest
 
 from adrbench.errors import ResultsError
 from adrbench.results.record import SCHEMA_VERSION, run_from_json, run_to_json
+from adrbench.results import store
 from adrbench.results.store import latest_run, load_run, write_run
 from factories import make_failed, make_run
 
@@ -98,3 +99,36 @@ def test_a_full_profile_run_stays_the_evidence_when_a_newer_quick_run_arrives(
     assert latest_run(tmp_path) == quick
     assert evidence_run(tmp_path) == full
     assert evidence_run(tmp_path, environment="elsewhere") is None
+
+
+def test_a_missing_field_names_its_path_in_the_file() -> None:
+    data = json.loads(run_to_json(make_run()))
+    del data["scenarios"][0]["metrics"]["memory"]["peak_rss_bytes"]
+    with pytest.raises(ResultsError) as info:
+        run_from_json(json.dumps(data), source="r.json")
+    assert str(info.value) == "r.json.scenarios[0].metrics.memory: missing field 'peak_rss_bytes'"
+
+
+def test_a_write_that_fails_midway_leaves_neither_the_file_nor_a_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a disk that fails at the moment the finished file would be linked into place
+    def full_disk(source: object, target: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "link", full_disk)
+    # WHEN a run is written
+    with pytest.raises(OSError, match="No space left"):
+        store.write_run(make_run(), tmp_path)
+    # THEN no half-written results file and no temporary is left behind
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_second_writer_of_one_run_id_keeps_the_first_file_whole(tmp_path: Path) -> None:
+    first = store.write_run(make_run(), tmp_path)
+    before = first.read_bytes()
+    with pytest.raises(ResultsError, match=r"already exists; run ids are unique"):
+        store.write_run(make_run(started_at="2026-11-28T13:00:00Z"), tmp_path)
+    assert first.read_bytes() == before
+    twin = first.with_name(first.name.replace(".json", ".benchmark.json"))
+    assert sorted(p.name for p in first.parent.iterdir()) == [twin.name, first.name]
