@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import random
 import signal
 import sys
 from pathlib import Path
@@ -277,3 +279,133 @@ def test_ctrl_c_keeps_finished_scenarios_and_marks_the_rest_canceled(
     assert calls == ["first", "second"]
     kinds = [r.failure.kind if r.failure else None for r in results]
     assert kinds == [FailureKind.CRASH, FailureKind.CANCELED, FailureKind.CANCELED]
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (MemoryError(), FailureKind.OUT_OF_MEMORY),
+        ("torch-oom", FailureKind.OUT_OF_MEMORY),
+        (RuntimeError("shape mismatch"), FailureKind.EXCEPTION),
+    ],
+)
+def test_running_out_of_memory_in_process_is_recorded_as_out_of_memory(
+    error: BaseException | str,
+    kind: FailureKind,
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_model: Path,
+    tiny_stsb: Path,
+) -> None:
+    import torch
+
+    raised = torch.OutOfMemoryError("CUDA out of memory") if error == "torch-oom" else error
+    assert isinstance(raised, BaseException)
+
+    def build(scenario: Scenario, device: str) -> None:
+        raise raised
+
+    # GIVEN a method whose build runs out of memory (or fails for another reason)
+    monkeypatch.setattr(devices, "probe_devices", lambda: NO_CUDA)
+    monkeypatch.setitem(
+        methods.METHODS, "full", dataclasses.replace(methods.METHODS["full"], build=build)
+    )
+    # WHEN the scenario runs
+    result = run_scenario(tiny(tiny_model), data_dir=tiny_stsb, progress=lambda e: None)
+    # THEN the failure kind says out_of_memory only for the two out-of-memory errors
+    assert result.failure is not None
+    assert (result.failure.kind, result.failure.type) == (kind, type(raised).__name__)
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        "bfloat16",
+        # same code path with another autocast dtype; ~5 s more, so with the slow tests
+        pytest.param("float16", marks=pytest.mark.slow),
+    ],
+)
+def test_autocast_with_length_grouped_batches_trains_a_real_step(
+    dtype: str, tiny_model: Path, tiny_stsb: Path
+) -> None:
+    # GIVEN the tiny model under autocast with batches grouped by length
+    scenario = tiny(
+        tiny_model,
+        dtype=dtype,
+        batching="length_grouped",
+        evaluate_before=False,
+        eval_pairs=8,
+        max_steps=4,
+        timing_warmup_steps=1,
+    )
+    # WHEN it trains in-process
+    result = run_scenario(scenario, data_dir=tiny_stsb, progress=lambda e: None)
+    # THEN it is ok with a finite loss over three timed steps
+    assert result.status is Status.OK, result.failure
+    assert result.metrics is not None and math.isfinite(result.metrics.final_loss)
+    t = result.metrics.throughput
+    assert len(t.step_times_s) == 3
+    assert all(
+        0 < real <= padded
+        for real, padded in zip(t.step_real_tokens, t.step_padded_tokens, strict=True)
+    )
+
+
+def test_length_grouped_batches_pad_less_and_cover_every_pair_once_per_epoch() -> None:
+    from adrbench.engine.train import plan_batches
+
+    # GIVEN 400 pairs of random lengths, planned for one epoch both ways
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(400)]
+    plans = {
+        batching: plan_batches(
+            400, Scenario(name="x", batching=batching, batch_size=16, epochs=1.0), lengths
+        )
+        for batching in ("shuffled", "length_grouped")
+    }
+
+    def padded(batches: list[list[int]]) -> int:
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    # THEN both cover every pair exactly once, and grouping pads far fewer tokens
+    for batches in plans.values():
+        assert sorted(i for b in batches for i in b) == list(range(400))
+    assert padded(plans["length_grouped"]) < 0.7 * padded(plans["shuffled"])
+
+
+def test_a_run_reports_progress_and_train_flops_by_the_recorded_formula(
+    tiny_model: Path, tiny_stsb: Path
+) -> None:
+    import io
+
+    from adrbench.engine import measure
+    from adrbench.engine.progress import ProgressDisplay
+
+    # GIVEN the formula: forward 2NT, activation gradients 2NT, weight gradients 2N_trainable T
+    assert measure.train_flops(1_000, 10, 7) == (4 * 1_000 + 2 * 10) * 7
+    # AND a log (not a terminal) display
+    stream = io.StringIO()
+    display = ProgressDisplay(stream, live=False)
+    display.scenario_started(1, 2, "tiny")
+    # WHEN a LoRA scenario runs with its progress events going to the display
+    scenario = tiny(tiny_model, method="lora", evaluate_before=False, eval_pairs=8, max_steps=4)
+    result = run_scenario(scenario, data_dir=tiny_stsb, progress=display.event)
+    display.scenario_done(result)
+    m = result.metrics
+    assert m is not None, result.failure
+    # THEN the display says what happens, each step's progress and how it ended
+    lines = stream.getvalue().splitlines()
+    assert lines[:2] == ["[1/2] tiny: starting", "[1/2] tiny: loading"]
+    steps = [line for line in lines if ": step " in line]
+    assert [line.split()[3] for line in steps] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "[1/2] tiny: evaluating" in lines
+    assert lines[-1].startswith("[1/2] tiny: ok, ") and " samples/s [" in lines[-1]
+    # AND its FLOP/s are the formula over the timed steps' padded tokens, with N counted on the
+    # same model: every 2-D weight outside the embeddings, adapters included
+    model = methods.get_method("lora").build(scenario, "cpu")
+    n, n_trainable = measure.matmul_parameters(model)
+    assert 0 < n_trainable < n
+    expected = sum(
+        measure.train_flops(n, n_trainable, t) for t in m.throughput.step_padded_tokens
+    ) / sum(m.throughput.step_times_s)
+    assert m.compute.train_flops_per_s == pytest.approx(expected, rel=1e-9)
+    assert m.compute.formula == measure.TRAIN_FLOPS_FORMULA
