@@ -301,7 +301,7 @@ def test_running_out_of_memory_in_process_is_recorded_as_out_of_memory(
     raised = torch.OutOfMemoryError("CUDA out of memory") if error == "torch-oom" else error
     assert isinstance(raised, BaseException)
 
-    def build(scenario: Scenario, device: str) -> None:
+    def build(scenario: Scenario, device: str) -> Any:
         raise raised
 
     # GIVEN a method whose build runs out of memory (or fails for another reason)

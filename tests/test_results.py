@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,7 @@ def test_a_write_that_fails_midway_leaves_neither_the_file_nor_a_temporary(
     def full_disk(source: object, target: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store.os, "link", full_disk)
+    monkeypatch.setattr(os, "link", full_disk)  # store links the finished file into place
     # WHEN a run is written
     with pytest.raises(OSError, match="No space left"):
         store.write_run(make_run(), tmp_path)
