@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from adrbench.errors import ResultsError
-from adrbench.results.record import SCHEMA_VERSION, run_from_json, run_to_json
 from adrbench.results import store
+from adrbench.results.record import SCHEMA_VERSION, run_from_json, run_to_json
 from adrbench.results.store import latest_run, load_run, write_run
 from factories import make_failed, make_run
 
