@@ -5,8 +5,11 @@ orphan every baseline, and one that ignores the core count would compare two mac
 
 from __future__ import annotations
 
+import os
+import platform
 from types import SimpleNamespace
 
+import psutil
 import pytest
 
 from adrbench.engine import environment
@@ -30,20 +33,18 @@ def fingerprint(monkeypatch: pytest.MonkeyPatch, **changes: object) -> str:
     import torch
 
     m = {**MACHINE, **changes}
-    monkeypatch.setattr(environment.platform, "system", lambda: m["system"])
-    monkeypatch.setattr(environment.platform, "machine", lambda: m["machine"])
-    monkeypatch.setattr(environment.platform, "platform", lambda: m["os"])
-    monkeypatch.setattr(environment.platform, "python_version", lambda: m["python"])
+    monkeypatch.setattr(platform, "system", lambda: m["system"])
+    monkeypatch.setattr(platform, "machine", lambda: m["machine"])
+    monkeypatch.setattr(platform, "platform", lambda: m["os"])
+    monkeypatch.setattr(platform, "python_version", lambda: m["python"])
     monkeypatch.setattr(environment, "cpu_model", lambda: m["cpu"])
-    monkeypatch.setattr(environment.os, "cpu_count", lambda: m["cores"])
-    monkeypatch.setattr(
-        environment.psutil, "virtual_memory", lambda: SimpleNamespace(total=m["memory"])
-    )
+    monkeypatch.setattr(os, "cpu_count", lambda: m["cores"])
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=m["memory"]))
     monkeypatch.setattr(torch, "get_num_threads", lambda: m["threads"])
     monkeypatch.setattr(environment, "_version", lambda package: m["package"])
-    probe = DeviceProbe(
-        cuda_available=m["cuda"] is not None, cuda_name=m["cuda"], mps_available=False
-    )
+    cuda = m["cuda"]
+    assert cuda is None or isinstance(cuda, str)
+    probe = DeviceProbe(cuda_available=cuda is not None, cuda_name=cuda, mps_available=False)
     monkeypatch.setattr("adrbench.engine.device.probe_devices", lambda: probe)
     return environment.capture_environment().fingerprint
 
