@@ -115,14 +115,15 @@ def test_the_bnb_premise_is_unknown_when_the_probe_could_not_run(
 
 
 def test_lora_slower_than_full_fails_the_speed_claim(adrs: dict[int, Adr]) -> None:
-    # GIVEN LoRA steps slower than full ones (as on this CPU) WHEN judged THEN lora-faster fails
+    # GIVEN LoRA steps slower than full ones (as on some CPUs), and this CPU's measured memory
+    # and accuracy, WHEN judged THEN lora-faster fails, and lora-less-memory fails as measured
     run = make_finetune_sts_run(lora_step_time_s=0.8, full_step_time_s=0.7)
     facts = build_facts(run, probes=False)
     verdicts = judge_adr(adrs[1], facts)
     assert outcomes(verdicts) == {
         "fewer-trainable-params": "holds",
         "lora-faster": "fails",
-        "lora-less-memory": "holds",
+        "lora-less-memory": "fails",
         "lora-quality": "holds",
         "full-ft-outgrows-laptop": "not fired",
         "lora-quality-gap": "not fired",
