@@ -45,10 +45,19 @@ def tiny(tiny_model: Path, **fields: object) -> Scenario:
 def test_every_cpu_method_trains_and_reports_every_measurement(
     method: str, tiny_model: Path, tiny_stsb: Path
 ) -> None:
-    # GIVEN a tiny model and six steps, two of them untimed
+    import io
+
+    from adrbench.engine import measure
+    from adrbench.engine.progress import ProgressDisplay
+
+    # GIVEN a tiny model and six steps, two of them untimed, reporting to a log display
     scenario = tiny(tiny_model, method=method, learning_rate=1e-3)
+    stream = io.StringIO()
+    display = ProgressDisplay(stream, live=False)
+    display.scenario_started(1, 2, "tiny")
     # WHEN it runs in-process
-    result = run_scenario(scenario, data_dir=tiny_stsb, progress=lambda event: None)
+    result = run_scenario(scenario, data_dir=tiny_stsb, progress=display.event)
+    display.scenario_done(result)
     # THEN it is ok, with four timed steps and every counter that exists on a CPU
     assert result.status is Status.OK, result.failure
     m = result.metrics
@@ -65,6 +74,24 @@ def test_every_cpu_method_trains_and_reports_every_measurement(
         assert m.trainable_parameters == m.total_parameters
     else:
         assert 0 < m.trainable_parameters < m.total_parameters / 5
+    # AND the display said what happened, each step's progress and how it ended
+    lines = stream.getvalue().splitlines()
+    assert lines[:2] == ["[1/2] tiny: starting", "[1/2] tiny: loading"]
+    steps = [line.split()[3] for line in lines if ": step " in line]
+    assert steps == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6"]
+    assert "[1/2] tiny: evaluating" in lines
+    assert lines[-1].startswith("[1/2] tiny: ok, ") and " samples/s [" in lines[-1]
+    # AND its FLOP/s are the recorded formula (forward 2NT, activation gradients 2NT, weight
+    # gradients 2N_trainable T) over the timed steps' padded tokens, N counted on the same model:
+    # every 2-D weight outside the embeddings, adapters included
+    assert measure.train_flops(1_000, 10, 7) == (4 * 1_000 + 2 * 10) * 7
+    n, n_trainable = measure.matmul_parameters(methods.get_method(method).build(scenario, "cpu"))
+    assert 0 < n_trainable <= n
+    expected = sum(
+        measure.train_flops(n, n_trainable, t) for t in m.throughput.step_padded_tokens
+    ) / sum(m.throughput.step_times_s)
+    assert m.compute.train_flops_per_s == pytest.approx(expected, rel=1e-9)
+    assert m.compute.formula == measure.TRAIN_FLOPS_FORMULA
 
 
 def test_qlora_without_cuda_is_skipped_with_its_reason_and_the_device_seen(
@@ -370,42 +397,3 @@ def test_length_grouped_batches_pad_less_and_cover_every_pair_once_per_epoch() -
     for batches in plans.values():
         assert sorted(i for b in batches for i in b) == list(range(400))
     assert padded(plans["length_grouped"]) < 0.7 * padded(plans["shuffled"])
-
-
-def test_a_run_reports_progress_and_train_flops_by_the_recorded_formula(
-    tiny_model: Path, tiny_stsb: Path
-) -> None:
-    import io
-
-    from adrbench.engine import measure
-    from adrbench.engine.progress import ProgressDisplay
-
-    # GIVEN the formula: forward 2NT, activation gradients 2NT, weight gradients 2N_trainable T
-    assert measure.train_flops(1_000, 10, 7) == (4 * 1_000 + 2 * 10) * 7
-    # AND a log (not a terminal) display
-    stream = io.StringIO()
-    display = ProgressDisplay(stream, live=False)
-    display.scenario_started(1, 2, "tiny")
-    # WHEN a LoRA scenario runs with its progress events going to the display
-    scenario = tiny(tiny_model, method="lora", evaluate_before=False, eval_pairs=8, max_steps=4)
-    result = run_scenario(scenario, data_dir=tiny_stsb, progress=display.event)
-    display.scenario_done(result)
-    m = result.metrics
-    assert m is not None, result.failure
-    # THEN the display says what happens, each step's progress and how it ended
-    lines = stream.getvalue().splitlines()
-    assert lines[:2] == ["[1/2] tiny: starting", "[1/2] tiny: loading"]
-    steps = [line for line in lines if ": step " in line]
-    assert [line.split()[3] for line in steps] == ["1/4", "2/4", "3/4", "4/4"]
-    assert "[1/2] tiny: evaluating" in lines
-    assert lines[-1].startswith("[1/2] tiny: ok, ") and " samples/s [" in lines[-1]
-    # AND its FLOP/s are the formula over the timed steps' padded tokens, with N counted on the
-    # same model: every 2-D weight outside the embeddings, adapters included
-    model = methods.get_method("lora").build(scenario, "cpu")
-    n, n_trainable = measure.matmul_parameters(model)
-    assert 0 < n_trainable < n
-    expected = sum(
-        measure.train_flops(n, n_trainable, t) for t in m.throughput.step_padded_tokens
-    ) / sum(m.throughput.step_times_s)
-    assert m.compute.train_flops_per_s == pytest.approx(expected, rel=1e-9)
-    assert m.compute.formula == measure.TRAIN_FLOPS_FORMULA

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Mutation testing of the modules that decide things: is each one's test file able to notice a
+# wrong decision? Not run in CI (CPU-hungry: one pytest run per mutant).
+#
+#   tools/mutation.sh                 # every module below, sampled as listed
+#   ONLY=stats K=1 tools/mutation.sh  # one module, every line
+#
+# Needs mutmut 2 (its --use-patch-file lets us sample lines) outside the project's env:
+#   pip install --target .mutmut-lib 'mutmut==2.5.1' whatthepatch
+# It mutates files in place, so it works on a copy of the tree in $MUTATION_DIR (default
+# /tmp/adrbench-mutation), never on your checkout. A line is mutated when its number is a
+# multiple of K (a deterministic sample; K=1 = all). Results: $MUTATION_DIR/mut-NAME.log, and
+# `python -m mutmut results` / `python -m mutmut show ID` run in $MUTATION_DIR.
+# Score = (killed + timed out + suspicious) / tested; "suspicious" is killed, only slowly.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+lib="${MUTMUT_LIB:-$repo/.mutmut-lib}"
+work="${MUTATION_DIR:-/tmp/adrbench-mutation}"
+python="${PYTHON:-python}"
+
+# name  module  K  test files (only the module's own tests run against each mutant)
+MODULES=(
+  "stats src/adrbench/stats.py 2 tests/test_stats.py"
+  "baseline src/adrbench/gate/baseline.py 3 tests/test_baseline.py"
+  "verdicts src/adrbench/decisions/verdicts.py 4 tests/test_verdicts.py"
+  "expressions src/adrbench/decisions/expressions.py 6 tests/test_expressions.py"
+  "rules src/adrbench/gate/rules.py 6 tests/test_gate.py"
+)
+
+mkdir -p "$work"
+# A fresh copy of the committed tree, keeping the mutmut cache (killed mutants stay killed).
+git -C "$repo" archive HEAD | tar -x -C "$work"
+cd "$work"
+export PYTHONPATH="$lib:$work/src" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
+
+run_one() {
+  local name=$1 target=$2 k=$3; shift 3
+  "$python" - "$target" "$k" > "sample-$name.patch" <<'PY'
+import sys
+path, k = sys.argv[1], int(sys.argv[2])
+lines = open(path).read().splitlines()
+added = sum(1 for n in range(1, len(lines) + 1) if n % k == 0)
+print(f"--- a/{path}\n+++ b/{path}\n@@ -1,{len(lines) - added} +1,{len(lines)} @@")
+for n, line in enumerate(lines, start=1):
+    print(("+" if n % k == 0 else " ") + line)
+PY
+  echo "== $name: $target, every ${k}th line, against $*"
+  nice -n 19 "$python" -m mutmut run --paths-to-mutate "$target" --tests-dir tests \
+    --no-progress --use-patch-file "sample-$name.patch" \
+    --test-time-multiplier 4 --test-time-base 20 \
+    --runner "$python -m pytest -x -q -p no:cacheprovider $*" > "mut-$name.log" 2>&1 || true
+  "$python" - "$target" "$k" <<'PY'
+import sqlite3, sys
+path, k = sys.argv[1], int(sys.argv[2])
+rows = sqlite3.connect(".mutmut-cache").execute(
+    "select l.line_number, m.status from Mutant m join Line l on m.line = l.id "
+    "join SourceFile s on l.sourcefile = s.id where s.filename = ?", (path,)).fetchall()
+counts: dict[str, int] = {}
+for line, status in rows:
+    if (line + 1) % k == 0:
+        counts[status] = counts.get(status, 0) + 1
+killed = sum(counts.get(s, 0) for s in ("ok_killed", "ok_suspicious", "bad_timeout"))
+tested = sum(v for s, v in counts.items() if s != "untested")
+print(f"   {counts}; killed {killed}/{tested}" + (f" = {100 * killed / tested:.0f}%" if tested else ""))
+PY
+}
+
+for spec in "${MODULES[@]}"; do
+  set -- $spec
+  name=$1
+  if [[ -n "${ONLY:-}" && "$ONLY" != "$name" ]]; then continue; fi
+  target=$2; k=${K:-$3}; shift 3
+  run_one "$name" "$target" "$k" "$@"
+done
