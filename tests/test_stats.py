@@ -159,3 +159,35 @@ def test_more_process_noise_never_makes_a_change_more_significant(
         process_aware_p_value(log_change, within_se, sd + more)
         >= process_aware_p_value(log_change, within_se, sd) - 1e-12
     )
+
+
+# --- edges that mutation testing found unchecked (tools/mutation.sh) -------------------------
+
+
+@pytest.mark.parametrize(("current", "baseline"), [([1.0], [0.0]), ([0.0], [1.0]), ([-1.0], [1.0])])
+def test_a_step_time_that_is_not_positive_is_refused(
+    current: list[float], baseline: list[float]
+) -> None:
+    with pytest.raises(ValueError, match=r"step 0: times must be positive"):
+        paired_log_ratios(current, baseline)
+
+
+def test_step_times_below_one_second_are_fine() -> None:
+    assert paired_log_ratios([0.25, 0.5], [0.5, 0.5]) == (math.log(0.5), 0.0)
+
+
+def test_with_no_noise_at_all_a_change_is_certain_and_no_change_is_not() -> None:
+    assert process_aware_p_value(0.0, 0.0, 0.0) == 1.0
+    assert process_aware_p_value(0.01, 0.0, 0.0) == 0.0
+
+
+def test_mann_whitney_accepts_single_values_and_refuses_an_empty_sample() -> None:
+    # one value each: variance 1/4 > 0, so the p-value is computed (scipy's asymptotic one)
+    u, p = mann_whitney_u([1.0], [2.0])
+    expected = mannwhitneyu([1.0], [2.0], alternative="two-sided", method="asymptotic")
+    assert (u, p) == (pytest.approx(expected.statistic), pytest.approx(expected.pvalue))
+    assert mann_whitney_u([1.0], [2.0, 3.0])[0] == 0.0
+    with pytest.raises(ValueError, match="two non-empty samples"):
+        mann_whitney_u([], [1.0])
+    with pytest.raises(ValueError, match="two non-empty samples"):
+        mann_whitney_u([1.0], [])
