@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -162,11 +163,28 @@ def _table(lines: list[str], start: int) -> tuple[list[str], list[list[str]]]:
 _FACT = re.compile(r"\b(results\.(\w+)\.(\w+)) = ([^;,]+?)(?=[;,]|$)")
 
 
+def _first(cell: str) -> str:
+    return cell.split()[0]
+
+
+def _after(cell: str) -> str:
+    return cell.split("→")[1].split()[0] if "→" in cell else cell
+
+
+# metric -> (evidence row, the part of its cell a verdict quotes)
+_QUOTED: dict[str, tuple[str, Callable[[str], str]]] = {
+    **{field: (label, str) for label, field in render._MEMORY_ROWS},
+    "samples_per_s": ("Samples/s (± stdev of per-step rates)", _first),
+    "trainable_parameters": ("Trainable / total parameters", _first),
+    "test_spearman": ("STS-B test Spearman before → after", _after),
+    "dev_spearman": ("STS-B dev Spearman before → after", _after),
+}
+
+
 def assert_consistent(text: str) -> None:
     """Every ``results.SCENARIO.METRIC = VALUE`` quoted in a verdict shows the value the evidence
     table of that scenario shows for that metric in the same environment's column."""
     lines = text.splitlines()
-    labels = {field: label for label, field in render._MEMORY_ROWS}
     evidence: dict[tuple[str, str, str], str] = {}  # (scenario, row label, column) -> cell
     verdict_start = lines.index("## Verdicts")
     for n, line in enumerate(lines[:verdict_start]):
@@ -183,13 +201,15 @@ def assert_consistent(text: str) -> None:
         for row in body:
             for column, cell in zip(header[3:], row[3:], strict=True):
                 for _, scenario, metric, shown in _FACT.findall(cell):
-                    if metric not in labels:
+                    if metric not in _QUOTED:
                         continue
-                    key = (scenario, labels[metric], column)
+                    label, part = _QUOTED[metric]
+                    key = (scenario, label, column)
                     assert key in evidence, f"{key} is judged but not shown in the evidence"
                     # a missing fact is the counter the table shows as not measured
-                    expected = {"missing": "—"}.get(shown.strip(), shown.strip())
-                    assert evidence[key] == expected, (
+                    quoted = shown.strip().removesuffix(" samples/s")
+                    expected = "—" if quoted == "missing" else quoted
+                    assert part(evidence[key]) == expected, (
                         f"{column}: verdict says {scenario}.{metric} = {shown.strip()}, the "
                         f"evidence table shows {evidence[key]}"
                     )
@@ -468,3 +488,15 @@ def test_adr_text_around_the_block_survives_plan_reports(before: str, after: str
     new = outputs[path].decode("utf-8")
     assert new.startswith(f"{head}<!-- adrbench:evidence -->\n**Evidence** ([appendix](")
     assert new.endswith(f"\n<!-- /adrbench:evidence -->\n{after}")
+
+
+@pytest.mark.parametrize(
+    "appendix",
+    sorted((Path(__file__).parents[1] / "adr" / "appendix").glob("*.md")),
+    ids=lambda path: path.name,
+)
+def test_every_committed_appendix_agrees_with_itself(appendix: Path) -> None:
+    text = appendix.read_text(encoding="utf-8")
+    if "## Verdicts" not in text or "results." not in text.split("## Verdicts")[1]:
+        pytest.skip(f"{appendix.name} quotes no measured value in its verdicts")
+    assert_consistent(text)
