@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from adrbench.engine import device as devices
 from adrbench.engine import methods
@@ -45,7 +46,6 @@ def _scenario(tiny_model: Path, **fields: object) -> Scenario:
 
 
 def _four_bit_modules(model: object) -> list[object]:
-    import torch
 
     assert isinstance(model, torch.nn.Module)
     return [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
@@ -112,13 +112,13 @@ def test_cpu_qlora_trains_end_to_end_after_evaluating_in_eval_mode(
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="needs a CUDA device: this is the real QLoRA path (run with -m gpu)",
+)
 def test_qlora_on_cuda_trains_with_the_nf4_base_on_the_gpu(
     tiny_model: Path, tiny_stsb: Path
 ) -> None:
-    import torch
-
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA device: this is the real QLoRA path (run with -m gpu)")
     # GIVEN a CUDA machine and no CPU opt-in: the real path
     scenario = _scenario(tiny_model, device="cuda", allow_cpu_qlora=False)
     model = methods.get_method("qlora").build(scenario, "cuda")
