@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from adrbench.cli import main
+from adrbench.engine.scenario import Scenario
 from adrbench.errors import ResultsError
 from adrbench.gate.baseline import (
     BaselineError,
@@ -250,3 +251,27 @@ def test_baseline_update_with_several_runs(
     assert capsys.readouterr().out.splitlines()[0] == (
         f"baseline {CPU}/finetune_sts-quick <- run a+median-of-3"
     )
+
+
+def test_a_run_with_other_scenario_settings_is_not_a_candidate_for_its_median() -> None:
+    # GIVEN three runs where b's "full" ran with other settings (another config fingerprint) and
+    # would otherwise be the median (0.70 between 0.68 and 0.95)
+    b_full = make_ok("full", step_time_s=0.70, scenario=Scenario(name="full", batch_size=32))
+    runs = [
+        _two_scenario_run("a", full_s=0.95, lora_s=0.80),
+        make_run([b_full, make_ok("lora", method="lora", step_time_s=0.90)], run_id="b"),
+        _two_scenario_run("c", full_s=0.68, lora_s=0.85),
+    ]
+    # WHEN they become one baseline
+    merged = median_run(runs)
+    # THEN full's reference is the lower middle of the two comparable runs (c), never b's
+    assert merged.scenario("full") == runs[2].scenario("full")
+
+
+def test_a_file_outside_the_baselines_directory_is_not_a_baseline(tmp_path: Path) -> None:
+    # GIVEN a run file (a valid results file, but not a baseline) and a stored baseline
+    run_file = write_run(make_run(), tmp_path)
+    save_baseline(make_run(), tmp_path)
+    # WHEN the run file's path is given as the baseline THEN it is not taken for one
+    assert find_baseline(str(run_file), tmp_path) is None
+    assert find_baseline(str(tmp_path / "baselines" / "nowhere.json"), tmp_path) is None
