@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -192,3 +193,11 @@ def test_mann_whitney_accepts_single_values_and_refuses_an_empty_sample() -> Non
         mann_whitney_u([], [1.0])
     with pytest.raises(ValueError, match="two non-empty samples"):
         mann_whitney_u([1.0], [])
+
+
+def test_a_shift_test_result_is_frozen_and_slotted() -> None:
+    # results cross into the gate and its report: nothing downstream may change them
+    result = shift_test([1.1, 1.2], [1.0, 1.0], process_sd=0.02)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.p_value = 0.0  # type: ignore[misc]
+    assert not hasattr(result, "__dict__")
