@@ -18,7 +18,7 @@ from hypothesis import settings
 # from the same examples; random locally, where new examples are the point. Either profile can be
 # picked with HYPOTHESIS_PROFILE=ci|dev.
 settings.register_profile("ci", derandomize=True, print_blob=True)
-settings.register_profile("dev")
+settings.register_profile("dev", derandomize=False)
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") == "true" else "dev")
 )
