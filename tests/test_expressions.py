@@ -460,3 +460,21 @@ def test_calculated_sides_of_a_comparison_are_reported() -> None:
         "results.full.samples_per_s / results.lora.samples_per_s": pytest.approx(22 / 19),
         "max(1, 2)": 2.0,
     }
+
+
+# --- messages that mutation testing found unchecked (tools/mutation.sh) ----------------------
+
+
+@pytest.mark.parametrize("op", ["&", "|"])
+def test_c_style_logic_operators_point_to_and_or(op: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse(f"a {op} b")
+    assert (
+        str(info.value) == f"unexpected character {op!r}; use 'and' / 'or'\n    a {op} b\n      ^"
+    )
+
+
+def test_a_function_given_text_names_the_function() -> None:
+    with pytest.raises(ExpressionError) as info:
+        evaluate(parse('min("x", 1) > 0'), lambda name: 1.0)
+    assert str(info.value) == "'min()' needs a number, got 'x'\n    min(\"x\", 1) > 0\n        ^~~"

@@ -416,3 +416,18 @@ def test_a_bigger_slowdown_never_passes_where_a_smaller_one_failed(
     bigger = row(gate([timed()], [timed(times=scaled(factor + extra))]), "step_time_s")
     if smaller.verdict is Verdict.REGRESSION:
         assert bigger.verdict is Verdict.REGRESSION
+
+
+def test_gate_verdict_words_are_the_ones_the_table_prints() -> None:
+    # upper case is what fails the gate; the table and CI logs are read by these words
+    assert [v.value for v in Verdict] == [
+        "pass",
+        "REGRESSION",
+        "improvement",
+        "FAILED",
+        "MISSING",
+        "not comparable",
+        "not measured",
+        "skipped",
+        "new",
+    ]

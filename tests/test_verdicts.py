@@ -7,18 +7,28 @@ from pathlib import Path
 
 import pytest
 
+from adrbench.decisions import facts as facts_module
 from adrbench.decisions.adr import Adr, AdrError, load_adrs, parse_adr
 from adrbench.decisions.facts import Facts, build_facts
 from adrbench.decisions.probes import ProbeResult
-from adrbench.decisions.verdicts import AdrVerdicts, Outcome, judge, judge_adr, judge_all
+from adrbench.decisions.verdicts import (
+    AdrVerdicts,
+    Judgement,
+    Outcome,
+    judge,
+    judge_adr,
+    judge_all,
+)
 from adrbench.results import store
 from adrbench.results.record import run_from_json
 from factories import (
     LORA_TRAINABLE,
     MINILM_PARAMETERS,
+    make_adr_verdicts,
     make_environment,
     make_finetune_sts_run,
     make_run,
+    make_verdict,
 )
 
 REPO_ADRS = Path(__file__).parents[1] / "adr"
@@ -317,3 +327,41 @@ def test_lora_less_memory_fails_on_the_committed_cpu_run() -> None:
         "results.lora.peak_rss_bytes": 1_799_573_504,
         "results.full.peak_rss_bytes": 1_734_586_368,
     }
+
+
+def test_outcome_words_are_the_ones_reports_and_the_cli_print() -> None:
+    assert [o.value for o in Outcome] == [
+        "fired",
+        "not fired",
+        "holds",
+        "fails",
+        "stale",
+        "unknown",
+    ]
+
+
+def test_a_judgement_needs_attention_exactly_when_one_of_its_adrs_does() -> None:
+    facts = build_facts(make_finetune_sts_run(), probes=False)
+    fine = make_adr_verdicts()
+    failing = make_adr_verdicts([make_verdict("claim", "x", "fails")])
+    assert Judgement(None, facts, (fine,)).needs_attention is False
+    assert Judgement(None, facts, (fine, failing)).needs_attention is True
+
+
+def test_judging_runs_the_premise_probes_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a stored run and probes that only record that they ran
+    store.write_run(make_finetune_sts_run(), tmp_path)
+    calls: list[str] = []
+
+    def probes() -> dict[str, ProbeResult]:
+        calls.append("ran")
+        return {}
+
+    monkeypatch.setattr(facts_module, "run_probes", probes)
+    # WHEN judged with the defaults, then with probes=False
+    judge_all(REPO_ADRS, tmp_path, environment="cpu-2core-24g")
+    judge_all(REPO_ADRS, tmp_path, environment="cpu-2core-24g", probes=False)
+    # THEN the probes ran once: by default
+    assert calls == ["ran"]
