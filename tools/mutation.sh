@@ -12,6 +12,10 @@
 # multiple of K (a deterministic sample; K=1 = all). Results: $MUTATION_DIR/mut-NAME.log, and
 # `python -m mutmut results` / `python -m mutmut show ID` run in $MUTATION_DIR.
 # Score = (killed + timed out + suspicious) / tested; "suspicious" is killed, only slowly.
+# mutmut 2 counts only pytest's exit status 1 as a kill; a mutant that breaks the import (exit 2,
+# e.g. an enum value set to None) would read as "survived", so the runner maps any failure to 1.
+# A timeout is 10x the first baseline run: on a loaded machine, rerun timeouts before trusting
+# them (reset them to 'untested' in .mutmut-cache).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 lib="${MUTMUT_LIB:-$repo/.mutmut-lib}"
@@ -48,7 +52,8 @@ PY
   nice -n 19 "$python" -m mutmut run --paths-to-mutate "$target" --tests-dir tests \
     --no-progress --use-patch-file "sample-$name.patch" \
     --test-time-multiplier 4 --test-time-base 20 \
-    --runner "$python -m pytest -x -q -p no:cacheprovider $*" > "mut-$name.log" 2>&1 || true
+    --runner "bash -c '$python -m pytest -x -q -p no:cacheprovider $* || exit 1'" \
+    > "mut-$name.log" 2>&1 || true
   "$python" - "$target" "$k" <<'PY'
 import sqlite3, sys
 path, k = sys.argv[1], int(sys.argv[2])
