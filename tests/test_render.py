@@ -167,6 +167,10 @@ def _first(cell: str) -> str:
     return cell.split()[0]
 
 
+def _value(cell: str) -> str:
+    return cell.split(" (")[0]  # "1.66 GiB (train peak RSS)": the value, not its source
+
+
 def _after(cell: str) -> str:
     return cell.split("→")[1].split()[0] if "→" in cell else cell
 
@@ -174,6 +178,7 @@ def _after(cell: str) -> str:
 # metric -> (evidence row, the part of its cell a verdict quotes)
 _QUOTED: dict[str, tuple[str, Callable[[str], str]]] = {
     **{field: (label, str) for label, field in render._MEMORY_ROWS},
+    "peak_memory_bytes": ("Peak memory (device's principal counter)", _value),
     "samples_per_s": ("Samples/s (± stdev of per-step rates)", _first),
     "trainable_parameters": ("Trainable / total parameters", _first),
     "test_spearman": ("STS-B test Spearman before → after", _after),

@@ -312,8 +312,8 @@ def test_a_full_profile_run_stays_the_evidence_over_a_newer_quick_run(tmp_path: 
 
 
 def test_lora_less_memory_fails_on_the_committed_cpu_run() -> None:
-    # GIVEN the repository's ADR-001 and a committed quick run of this CPU, where LoRA's process
-    # peak RSS (1.68 GiB) is above full fine-tuning's (1.62 GiB)
+    # GIVEN the repository's ADR-001 and a committed quick run of this CPU, where LoRA's peak
+    # memory (train peak RSS on a CPU: 1.68 GiB) is above full fine-tuning's (1.62 GiB)
     repo = Path(__file__).resolve().parents[1]
     path = repo / "results" / "runs" / "20261128T154211Z-finetune_sts-quick-0e34.json"
     run = run_from_json(path.read_text(encoding="utf-8"), source=path)
@@ -324,8 +324,8 @@ def test_lora_less_memory_fails_on_the_committed_cpu_run() -> None:
     less = verdicts["lora-less-memory"]
     assert less.outcome is Outcome.FAILS
     assert less.values == {
-        "results.lora.peak_rss_bytes": 1_799_573_504,
-        "results.full.peak_rss_bytes": 1_734_586_368,
+        "results.lora.peak_memory_bytes": 1_799_573_504,
+        "results.full.peak_memory_bytes": 1_734_586_368,
     }
 
 
