@@ -24,6 +24,7 @@ __all__ = [
     "DeviceName",
     "LoraSettings",
     "MethodName",
+    "OptimizerImplName",
     "OptimizerName",
     "Scenario",
 ]
@@ -33,6 +34,15 @@ DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 DTypeName = Literal["float32", "bfloat16", "float16"]
 BatchingName = Literal["shuffled", "length_grouped"]
 OptimizerName = Literal["adamw", "sgd"]
+OptimizerImplName = Literal["default", "foreach", "fused"]
+
+# Speed levers added after results were first committed: while they keep their default they stay
+# out of the fingerprint, so the scenarios measured before them remain comparable.
+_LEVER_DEFAULTS: dict[str, object] = {
+    "pretokenize": False,
+    "optimizer_impl": "default",
+    "compile": False,
+}
 
 
 def _choice(where: str, name: str, value: object, allowed: tuple[object, ...]) -> None:
@@ -139,6 +149,27 @@ class Scenario:
     threads: int | None = field(
         default=None, metadata={"help": "torch.set_num_threads (None = torch default)."}
     )
+    pretokenize: bool = field(
+        default=False,
+        metadata={
+            "help": "Tokenise the training set once before training (outside the timed steps); "
+            "each step only pads its batch. Batches equal on-the-fly tokenisation exactly."
+        },
+    )
+    optimizer_impl: OptimizerImplName = field(
+        default="default",
+        metadata={
+            "help": "AdamW implementation: default (torch's choice: the per-tensor loop on CPU, "
+            "foreach on CUDA), foreach (multi-tensor) or fused (one kernel; CPU and CUDA)."
+        },
+    )
+    compile: bool = field(
+        default=False,
+        metadata={
+            "help": "torch.compile the transformer (inductor, dynamic shapes); skipped with the "
+            "reason where it cannot compile here."
+        },
+    )
     timeout_s: float = field(default=1800.0, metadata={"help": "Kill the scenario after this."})
     allow_cpu_qlora: bool = field(
         default=False,
@@ -164,6 +195,16 @@ class Scenario:
         _choice(where, "device", self.device, get_args(DeviceName))
         _choice(where, "dtype", self.dtype, get_args(DTypeName))
         _choice(where, "batching", self.batching, get_args(BatchingName))
+        _choice(where, "optimizer_impl", self.optimizer_impl, get_args(OptimizerImplName))
+        for name in ("pretokenize", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                value = getattr(self, name)
+                raise ScenarioError(f"{where}: {name}={value!r} must be true or false")
+        if self.optimizer_impl != "default" and self.optimizer != "adamw":
+            raise ScenarioError(
+                f"{where}: optimizer_impl={self.optimizer_impl!r} applies to AdamW only; "
+                f"set optimizer='adamw' or optimizer_impl='default'"
+            )
         if not isinstance(self.lora, LoraSettings):
             raise ScenarioError(f"{where}: lora={self.lora!r} must be a table of LoRA settings")
         for name in ("model", "loss"):
@@ -235,11 +276,16 @@ class Scenario:
         new benchmark). ``timeout_s`` changes nothing that is measured, and the injection knobs
         stand in for a code change, which is exactly what the gate must compare across. A local
         model enters by its portable name (``/tmp/model`` as ``model``), never by its location.
+        The speed levers count only when set, so scenarios recorded before they existed keep
+        their hash.
         """
         data = self.to_mapping()
         for name in ("timeout_s", "ballast_mb", "extra_step_work"):
             data.pop(name)
         # Where a local model lies on disk is not what is measured (adrbench.paths).
         data["model"] = portable_name(self.model)
+        for name, default in _LEVER_DEFAULTS.items():
+            if data[name] == default:
+                data.pop(name)
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -3,6 +3,7 @@
 Batches come in a seeded order (``shuffled``, or ``length_grouped`` to cut padding), so two runs
 of one scenario see the same batches at the same step index: per-step times are comparable
 across runs. Only steps after ``timing_warmup_steps`` are timed, each ending with a device sync.
+A timed step includes tokenising its batch, unless ``pretokenize`` did that once beforehand.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from adrbench.engine import measure
 from adrbench.engine.data import StsSplit
 from adrbench.engine.device import synchronize
 from adrbench.engine.scenario import Scenario
+from adrbench.engine.tokenized import TokenizedSentences
 from adrbench.errors import ScenarioError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["TrainLog", "plan_batches", "planned_steps", "train"]
+__all__ = ["TrainLog", "make_optimizer", "plan_batches", "planned_steps", "train"]
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -43,7 +45,13 @@ class TrainLog:
 
 
 def planned_steps(scenario: Scenario, n_pairs: int) -> int:
-    steps = math.ceil(scenario.epochs * n_pairs / scenario.batch_size)
+    """Whole epochs of ``ceil(n_pairs / batch_size)`` batches each, then a fraction of one more.
+
+    Counting whole epochs separately keeps each of them complete: every pair once per epoch.
+    """
+    whole = math.floor(scenario.epochs)
+    per_epoch = math.ceil(n_pairs / scenario.batch_size)
+    steps = whole * per_epoch + math.ceil((scenario.epochs - whole) * n_pairs / scenario.batch_size)
     return min(steps, scenario.max_steps) if scenario.max_steps is not None else steps
 
 
@@ -75,6 +83,26 @@ def plan_batches(
             batches.extend(order[i : i + size] for i in range(0, n_pairs, size))
         epoch += 1
     return batches[:total]
+
+
+def make_optimizer(
+    parameters: list[torch.nn.Parameter], scenario: Scenario
+) -> torch.optim.Optimizer:
+    """The scenario's optimizer; ``optimizer_impl`` picks AdamW's per-tensor, foreach or fused code.
+
+    ``default`` leaves the choice to torch (its per-tensor loop on a CPU, foreach on CUDA); torch
+    2.4+ has a fused AdamW kernel on the CPU as well as on CUDA.
+    """
+    if scenario.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=scenario.learning_rate)
+    impl: dict[str, bool] = {}
+    if scenario.optimizer_impl == "foreach":
+        impl = {"foreach": True}
+    elif scenario.optimizer_impl == "fused":
+        impl = {"fused": True}
+    return torch.optim.AdamW(
+        parameters, lr=scenario.learning_rate, weight_decay=scenario.weight_decay, **impl
+    )
 
 
 def _to_device(features: dict[str, Any], device: str) -> dict[str, Any]:
@@ -113,12 +141,13 @@ def train(
             f"timing_warmup_steps={scenario.timing_warmup_steps}; raise max_steps or epochs"
         )
     trainable = [p for p in model.parameters() if p.requires_grad]
-    if scenario.optimizer == "adamw":
-        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-            trainable, lr=scenario.learning_rate, weight_decay=scenario.weight_decay
+    optimizer = make_optimizer(trainable, scenario)
+    tokenized: tuple[TokenizedSentences, TokenizedSentences] | None = None
+    if scenario.pretokenize:  # once, before the first step: not part of any step's time
+        tokenized = (
+            TokenizedSentences.of(model, data.sentence1),
+            TokenizedSentences.of(model, data.sentence2),
         )
-    else:
-        optimizer = torch.optim.SGD(trainable, lr=scenario.learning_rate)
     warmup = int(scenario.warmup_ratio * len(batches))
     schedule = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay to 0
         optimizer,
@@ -142,8 +171,12 @@ def train(
     model.train()
     for step, batch in enumerate(batches):
         start = time.perf_counter()
-        first = _to_device(model.preprocess([data.sentence1[i] for i in batch]), device)
-        second = _to_device(model.preprocess([data.sentence2[i] for i in batch]), device)
+        if tokenized is not None:
+            first = _to_device(tokenized[0].batch(batch), device)
+            second = _to_device(tokenized[1].batch(batch), device)
+        else:
+            first = _to_device(model.preprocess([data.sentence1[i] for i in batch]), device)
+            second = _to_device(model.preprocess([data.sentence2[i] for i in batch]), device)
         labels = torch.tensor([data.scores[i] for i in batch], device=device)
         with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
             loss = loss_fn([first, second], labels)

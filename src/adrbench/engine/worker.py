@@ -23,6 +23,7 @@ import torch
 
 from adrbench.engine import device as devices
 from adrbench.engine import measure
+from adrbench.engine.compiled import compile_model, compile_problem
 from adrbench.engine.data import load_stsb
 from adrbench.engine.evaluate import evaluate_sts
 from adrbench.engine.interrupt import die_with_parent
@@ -114,6 +115,10 @@ def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> S
     torch.manual_seed(scenario.seed)
     if scenario.threads is not None:
         torch.set_num_threads(scenario.threads)
+    if scenario.compile:
+        problem = compile_problem(device)
+        if problem is not None:
+            return _skipped(scenario, problem)
 
     progress({"phase": "load"})
     start = time.perf_counter()
@@ -138,6 +143,8 @@ def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> S
 
     total_parameters, trainable_parameters = measure.count_parameters(model)
     n_matmul, n_trainable_matmul = measure.matmul_parameters(model)
+    if scenario.compile:  # after the zero-shot evaluation: compile the training graph only
+        compile_model(model)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     peak_flops = measure.matmul_peak_flops_per_s(device, dtype[scenario.dtype])
 

@@ -58,6 +58,19 @@ METRICS: Mapping[str, MetricSpec] = dict(
         _spec("train_flops_per_s", "FLOP/s", True, "achieved training FLOP/s"),
         _spec("matmul_peak_flops_per_s", "FLOP/s", None, "matmul peak measured in-process"),
         _spec("fraction_of_peak", "ratio", True, "train FLOP/s / matmul peak"),
+        _spec(
+            "real_token_flops_per_s",
+            "FLOP/s",
+            True,
+            "training FLOP/s counting real (non-pad) tokens only: the useful work",
+        ),
+        _spec(
+            "real_token_fraction_of_peak",
+            "ratio",
+            True,
+            "real-token FLOP/s / matmul peak of the scenario's dtype",
+        ),
+        _spec("padding_fraction", "ratio", False, "share of the timed tokens that are padding"),
         _spec("load_s", "s", False, "wall time to load model and data"),
         _spec("train_s", "s", False, "wall time of training"),
         _spec("evaluate_s", "s", False, "wall time of evaluation"),
@@ -77,6 +90,10 @@ def flatten_metrics(metrics: Metrics) -> dict[str, float]:
     """Every catalogued metric that this result has (``None`` counters are left out)."""
     t, m, c, p = metrics.throughput, metrics.memory, metrics.compute, metrics.phases
     timed = len(t.step_times_s)
+    # The FLOP count is linear in tokens, so FLOP/s on real tokens is the padded figure scaled by
+    # the real share of the timed tokens (both are stored per step).
+    padded_tokens = sum(t.step_padded_tokens)
+    real_share = sum(t.step_real_tokens) / padded_tokens if padded_tokens else None
     flat: dict[str, float | int | None] = {
         "total_parameters": metrics.total_parameters,
         "trainable_parameters": metrics.trainable_parameters,
@@ -102,6 +119,13 @@ def flatten_metrics(metrics: Metrics) -> dict[str, float]:
         "train_flops_per_s": c.train_flops_per_s,
         "matmul_peak_flops_per_s": c.matmul_peak_flops_per_s,
         "fraction_of_peak": c.fraction_of_peak,
+        "real_token_flops_per_s": (
+            c.train_flops_per_s * real_share if real_share is not None else None
+        ),
+        "real_token_fraction_of_peak": (
+            c.fraction_of_peak * real_share if real_share is not None else None
+        ),
+        "padding_fraction": 1 - real_share if real_share is not None else None,
         "load_s": p.load_s,
         "train_s": p.train_s,
         "evaluate_s": p.evaluate_s,
