@@ -131,10 +131,12 @@ def device_memory(
 def matmul_peak_flops_per_s(device: str, dtype: torch.dtype, *, seconds: float = 0.5) -> float:
     """Best FLOP/s of a square matmul, timed in this process just before training.
 
-    The size is large enough to be compute-bound on a CPU (512) or GPU (4096). Taking the best
-    of several repeats estimates what the hardware can do, not what it happened to do once.
+    ``dtype`` is the scenario's (a bf16 scenario is measured against a bf16 matmul). The size is
+    large enough to be compute-bound on a CPU (512) and, on CUDA, to approach the device's peak
+    (8192: a 512-wide matmul reached only a few percent of an H200's). Taking the best of several
+    repeats estimates what the hardware can do, not what it happened to do once.
     """
-    n = 4096 if device.startswith("cuda") else 512
+    n = 8192 if device.startswith("cuda") else 512
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):  # warm-up: thread pool, caches, kernel selection

@@ -31,7 +31,7 @@ from adrbench.decisions.staleness import Staleness
 from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 from adrbench.errors import UserError
 from adrbench.reports.markers import EVIDENCE, INDEX, find_block, replace_block
-from adrbench.results.metrics import METRICS
+from adrbench.results.metrics import METRICS, flatten_metrics
 from adrbench.results.record import (
     MEMORY_SOURCE_LABELS,
     Environment,
@@ -294,9 +294,23 @@ def _splits(results: Iterable[ScenarioResult | None]) -> list[str]:
 
 def _method_cell(result: ScenarioResult) -> str:
     scenario = result.scenario
+    # The speed levers are named only where set, so a default scenario reads as before.
+    threads = f"{scenario.threads} thread{'' if scenario.threads == 1 else 's'}"
+    levers = [
+        text
+        for text, on in (
+            (scenario.batching, scenario.batching != "shuffled"),
+            ("pre-tokenised", scenario.pretokenize),
+            (f"{scenario.optimizer_impl} AdamW", scenario.optimizer_impl != "default"),
+            ("torch.compile", scenario.compile),
+            (threads, scenario.threads is not None),
+        )
+        if on
+    ]
+    settings = ", ".join([scenario.dtype, *levers])
     if scenario.method == "full":
-        return f"full, {scenario.dtype}"
-    return f"{scenario.method} (r={scenario.lora.r}, alpha={scenario.lora.alpha}), {scenario.dtype}"
+        return f"full, {settings}"
+    return f"{scenario.method} (r={scenario.lora.r}, alpha={scenario.lora.alpha}), {settings}"
 
 
 def _params_cell(m: Metrics) -> str:
@@ -350,6 +364,12 @@ def _scenario_table(name: str, runs: Sequence[EvidenceRun]) -> str:
     add("Trainable / total parameters", _params_cell)
     add("Samples/s (± stdev of per-step rates)", _samples_cell)
     add("Real tokens/s", lambda m: f"{m.throughput.real_tokens_per_s:.0f}")
+    add("Training FLOP/s on padded tokens (of peak)", functools.partial(_flops_cell, real=False))
+    add("Training FLOP/s on real tokens (of peak)", functools.partial(_flops_cell, real=True))
+    add(
+        "Matmul peak FLOP/s (scenario dtype, in-process)",
+        lambda m: _gflops(m.compute.matmul_peak_flops_per_s),
+    )
     add("Peak memory (device's principal counter)", _principal_memory_cell)
     for label, field in _MEMORY_ROWS:
         add(label, functools.partial(_memory_cell, field=field))
@@ -365,6 +385,18 @@ def _scenario_table(name: str, runs: Sequence[EvidenceRun]) -> str:
 def _principal_memory_cell(m: Metrics) -> str:
     label = MEMORY_SOURCE_LABELS.get(m.memory.peak_memory_source, m.memory.peak_memory_source)
     return f"{format_bytes(m.memory.peak_memory_bytes)} ({label})"
+
+
+def _flops_cell(m: Metrics, *, real: bool) -> str:
+    flat = flatten_metrics(m)
+    if real:
+        flops, fraction = flat["real_token_flops_per_s"], flat["real_token_fraction_of_peak"]
+        return f"{_gflops(flops)} ({fraction:.1%}; padding {flat['padding_fraction']:.0%})"
+    return f"{_gflops(m.compute.train_flops_per_s)} ({m.compute.fraction_of_peak:.1%})"
+
+
+def _gflops(value: float) -> str:
+    return f"{value / 1e9:.1f} GFLOP/s"
 
 
 def _memory_cell(m: Metrics, field: str) -> str | None:
