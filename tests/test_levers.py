@@ -17,7 +17,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrbench.engine import compiled
 from adrbench.engine.data import load_stsb
 from adrbench.engine.models import load_sentence_transformer
 from adrbench.engine.scenario import Scenario
@@ -194,9 +193,7 @@ def test_each_lever_trains_and_reports_flops_on_real_and_padded_tokens(
     t = result.metrics.throughput
     real_share = sum(t.step_real_tokens) / sum(t.step_padded_tokens)
     assert 0 < real_share <= 1
-    assert flat["real_token_flops_per_s"] == pytest.approx(
-        flat["train_flops_per_s"] * real_share
-    )
+    assert flat["real_token_flops_per_s"] == pytest.approx(flat["train_flops_per_s"] * real_share)
     assert flat["real_token_fraction_of_peak"] == pytest.approx(
         flat["real_token_flops_per_s"] / flat["matmul_peak_flops_per_s"]
     )
@@ -210,7 +207,7 @@ def test_a_scenario_that_cannot_compile_here_is_skipped_with_the_reason(
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("InductorError: CppCompileError: C++ compile error\nmore detail")
 
-    monkeypatch.setattr(compiled.torch, "compile", broken)
+    monkeypatch.setattr(torch, "compile", broken)
     # WHEN a compile scenario runs
     result = run_scenario(
         tiny(tiny_model, compile=True), data_dir=tiny_stsb, progress=lambda e: None
@@ -236,3 +233,32 @@ def test_compile_trains_the_tiny_model_where_torch_compile_works_here(
         pytest.skip(f"torch.compile does not work on this machine: {result.skip.message}")
     assert result.status is Status.OK, result.failure
     assert result.metrics is not None and result.metrics.steps == 6
+
+
+def test_the_speed_levers_suite_changes_one_thing_per_lever_and_trains_a_full_epoch() -> None:
+    from adrbench.engine.suite import load_suite
+
+    suite = load_suite(Path(__file__).resolve().parents[1] / "bench" / "speed_levers.toml")
+    full = {s.name: s for s in suite.scenarios("full")}
+    default = full["full_default"].to_mapping()
+    assert full["full_default"].epochs == 1 and full["full_default"].max_steps is None
+    assert full["full_default"].eval_pairs is None  # all 1379 test pairs decide the accuracy
+
+    def changed(name: str) -> dict[str, object]:
+        mapping = full[name].to_mapping()
+        return {k: v for k, v in mapping.items() if k != "name" and v != default[k]}
+
+    assert changed("full_bf16") == {"dtype": "bfloat16"}
+    assert changed("full_grouped") == {"batching": "length_grouped"}
+    assert changed("full_pretokenized") == {"pretokenize": True}
+    assert changed("full_fused_adamw") == {"optimizer_impl": "fused"}
+    assert changed("full_compile") == {"compile": True}
+    assert changed("full_1thread") == {"threads": 1}
+    best = changed("full_best")
+    assert best == {
+        "dtype": "bfloat16",
+        "batching": "length_grouped",
+        "pretokenize": True,
+        "optimizer_impl": "fused",
+    }
+    assert changed("full_best_compile") == {**best, "compile": True}

@@ -95,13 +95,12 @@ def make_optimizer(
     """
     if scenario.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=scenario.learning_rate)
-    impl: dict[str, bool] = {}
-    if scenario.optimizer_impl == "foreach":
-        impl = {"foreach": True}
-    elif scenario.optimizer_impl == "fused":
-        impl = {"fused": True}
     return torch.optim.AdamW(
-        parameters, lr=scenario.learning_rate, weight_decay=scenario.weight_decay, **impl
+        parameters,
+        lr=scenario.learning_rate,
+        weight_decay=scenario.weight_decay,
+        foreach=True if scenario.optimizer_impl == "foreach" else None,
+        fused=True if scenario.optimizer_impl == "fused" else None,
     )
 
 
