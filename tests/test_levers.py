@@ -17,6 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adrbench.engine import measure
 from adrbench.engine.data import load_stsb
 from adrbench.engine.models import load_sentence_transformer
 from adrbench.engine.scenario import Scenario
@@ -184,10 +185,24 @@ def test_bf16_autocast_really_computes_in_bf16_in_a_training_step(
     ids=lambda lever: "+".join(f"{k}={v}" for k, v in lever.items()),
 )
 def test_each_lever_trains_and_reports_flops_on_real_and_padded_tokens(
-    lever: dict[str, object], tiny_model: Path, tiny_stsb: Path
+    lever: dict[str, object], tiny_model: Path, tiny_stsb: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = run_scenario(tiny(tiny_model, **lever), data_dir=tiny_stsb, progress=lambda e: None)
+    # GIVEN the peak matmul watched for the dtype it is timed in
+    peak_dtypes: list[torch.dtype] = []
+    timed_peak = measure.matmul_peak_flops_per_s
+
+    def watched(device: str, dtype: torch.dtype, **kwargs: float) -> float:
+        peak_dtypes.append(dtype)
+        return timed_peak(device, dtype, **kwargs)
+
+    monkeypatch.setattr(measure, "matmul_peak_flops_per_s", watched)
+    scenario = tiny(tiny_model, **lever)
+    # WHEN the scenario runs
+    result = run_scenario(scenario, data_dir=tiny_stsb, progress=lambda e: None)
+    # THEN it trains, its peak is timed in its own dtype (bf16 for a bf16 scenario), and FLOP/s
+    # on real tokens is the padded figure scaled by the real share of the tokens
     assert result.status is Status.OK, result.failure
+    assert peak_dtypes == [getattr(torch, scenario.dtype)]
     assert result.metrics is not None
     flat = flatten_metrics(result.metrics)
     t = result.metrics.throughput
