@@ -45,7 +45,7 @@ def lint_messages(paths: list[Path]) -> list[str]:
 def test_the_project_adrs_load_with_their_claims_triggers_and_premises() -> None:
     # GIVEN the repository's adr/ WHEN loaded THEN the ADRs come back by number with our keys
     adrs = load_adrs(REPO_ADRS)
-    assert [a.number for a in adrs] == [1, 2, 3, 4]
+    assert [a.number for a in adrs] == [1, 2, 3, 4, 5]
     assert (adrs[3].status, adrs[3].supersedes) == ("proposed", (2,))
     qlora = adrs[1]
     assert qlora.status == "accepted"

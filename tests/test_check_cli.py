@@ -143,7 +143,8 @@ def test_an_unknown_adr_number_exits_2(
     assert check(results_dir, "9") == 2
     assert capsys.readouterr().err == (
         f"adrbench check: error: '9' is neither an ADR file nor the number of one in {REPO_ADRS} "
-        f"(numbers: 0001, 0002, 0003, 0004); pass e.g. 2, ADR-0002 or {REPO_ADRS}/0002-....md\n"
+        "(numbers: 0001, 0002, 0003, 0004, 0005); "
+        f"pass e.g. 2, ADR-0002 or {REPO_ADRS}/0002-....md\n"
     )
 
 
@@ -167,7 +168,7 @@ def test_check_lints_first_and_exits_2_on_a_broken_adr(
 def test_lint_passes_the_project_adrs(capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN the repository's ADRs WHEN linted THEN exit 0
     assert main(["lint", "--adr-dir", str(REPO_ADRS)]) == 0
-    assert capsys.readouterr().out == "4 ADR file(s) OK\n"
+    assert capsys.readouterr().out == "5 ADR file(s) OK\n"
 
 
 def test_lint_reports_every_problem_with_file_and_line(
