@@ -8,11 +8,13 @@ import random
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from adrbench.decisions.adr import Adr, Item
 from adrbench.decisions.expressions import parse
 from adrbench.decisions.facts import build_facts
 from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict, judge_adr
+from adrbench.engine.runner import combine_repetitions
 from adrbench.engine.scenario import Scenario
 from adrbench.results.record import (
     SCHEMA_VERSION,
@@ -334,6 +336,47 @@ def _measured() -> dict[str, dict[str, float]]:
 MEASURED = _measured()
 
 
+def make_repeated(
+    name: str,
+    *,
+    method: str = "full",
+    repeats: int = 3,
+    step_time_s: float = 0.7,
+    test_spearman: float = 0.85,
+    peak_rss_bytes: int = 1_700_000_000,
+    jitter: float = 0.01,
+    **kwargs: Any,
+) -> ScenarioResult:
+    """A scenario run ``repeats`` times (seeds 42, 43, ...), each repetition a little off the
+    given values (step time x (1 + jitter*k), Spearman + jitter*k/5, peak RSS + jitter*k GB for
+    k = -1, 0, 1, ...), combined as the runner combines them. ``repeats=1``: a plain result."""
+    if repeats == 1:
+        return make_ok(
+            name,
+            method=method,
+            step_time_s=step_time_s,
+            test_spearman=test_spearman,
+            peak_rss_bytes=peak_rss_bytes,
+            **kwargs,
+        )
+    reps = []
+    for i in range(repeats):
+        k = i - (repeats - 1) / 2
+        reps.append(
+            make_ok(
+                name,
+                method=method,
+                step_time_s=step_time_s * (1 + jitter * k),
+                test_spearman=test_spearman + jitter * k / 5,
+                peak_rss_bytes=int(peak_rss_bytes + jitter * k * 1e9),
+                scenario=Scenario(name=name, method=method, seed=42 + i),  # type: ignore[arg-type]
+                **kwargs,
+            )
+        )
+    declared = Scenario(name=name, method=method, repeats=repeats)  # type: ignore[arg-type]
+    return combine_repetitions(declared, reps)
+
+
 def make_finetune_sts_run(
     *,
     lora_step_time_s: float = MEASURED["lora"]["step_time_s"],
@@ -345,23 +388,27 @@ def make_finetune_sts_run(
     full_peak_rss_bytes: int = int(MEASURED["full"]["peak_rss_bytes"]),
     run_id: str = "20261128T120000Z-finetune_sts-quick-0001",
     environment: Environment | None = None,
+    repeats: int = 3,
 ) -> RunRecord:
     """A ``finetune_sts`` run with this CPU machine's measurements by default (the committed run
     ``COMMITTED_CPU_RUN``: LoRA a little faster, a little more peak RSS and 0.004 lower test
     Spearman than full fine-tuning), 0.34M LoRA parameters on the 22.7M base, qlora skipped for
-    lack of CUDA, and full_cosent."""
+    lack of CUDA, and full_cosent; each ok scenario repeated ``repeats`` times (see
+    :func:`make_repeated`)."""
     return make_run(
         [
-            make_ok(
+            make_repeated(
                 "full",
                 method="full",
+                repeats=repeats,
                 step_time_s=full_step_time_s,
                 test_spearman=full_test_spearman,
                 peak_rss_bytes=full_peak_rss_bytes,
             ),
-            make_ok(
+            make_repeated(
                 "lora",
                 method="lora",
+                repeats=repeats,
                 step_time_s=lora_step_time_s,
                 test_spearman=lora_test_spearman,
                 peak_rss_bytes=lora_peak_rss_bytes,
@@ -369,7 +416,9 @@ def make_finetune_sts_run(
                 total_parameters=MINILM_PARAMETERS + LORA_TRAINABLE,
             ),
             make_skipped("qlora"),
-            make_ok("full_cosent", method="full", test_spearman=cosent_test_spearman),
+            make_repeated(
+                "full_cosent", method="full", repeats=repeats, test_spearman=cosent_test_spearman
+            ),
         ],
         run_id=run_id,
         environment=environment,

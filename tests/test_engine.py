@@ -20,7 +20,15 @@ from adrbench.engine.device import DeviceProbe
 from adrbench.engine.runner import run_isolated, run_scenarios
 from adrbench.engine.scenario import Scenario
 from adrbench.engine.worker import run_scenario
-from adrbench.results.record import FailureKind, ScenarioResult, Skip, Status, to_data
+from adrbench.results.record import (
+    Failure,
+    FailureKind,
+    ScenarioResult,
+    Scores,
+    Skip,
+    Status,
+    to_data,
+)
 
 NO_CUDA = DeviceProbe(cuda_available=False, cuda_name=None, mps_available=False)
 CUDA = DeviceProbe(cuda_available=True, cuda_name="Pretend GPU", mps_available=False)
@@ -400,3 +408,80 @@ def test_length_grouped_batches_pad_less_and_cover_every_pair_once_per_epoch() -
     for batches in plans.values():
         assert sorted(i for b in batches for i in b) == list(range(400))
     assert padded(plans["length_grouped"]) < 0.7 * padded(plans["shuffled"])
+
+
+def test_repetitions_run_one_process_each_with_their_seeds_and_share_zero_shot_scores(
+    tiny_model: Path, tiny_stsb: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import adrbench.engine.runner as runner
+
+    # GIVEN a scenario with two repetitions and a run_isolated that records what it is handed
+    handed: list[tuple[int, bool]] = []
+    real = runner.run_isolated
+
+    def recording(scenario: Scenario, **kwargs: Any) -> ScenarioResult:
+        handed.append((scenario.seed, kwargs.get("before") is not None))
+        return real(scenario, **kwargs)
+
+    monkeypatch.setattr(runner, "run_isolated", recording)
+    scenario = tiny(tiny_model, repeats=2, eval_pairs=8)
+    # WHEN run
+    (result,) = runner.run_scenarios([scenario], data_dir=tiny_stsb)
+    # THEN each seed ran in its own process, the second reusing the first one's zero-shot scores
+    assert handed == [(42, False), (43, True)]
+    assert result.status is Status.OK, result.failure
+    assert [r.scenario.seed for r in result.samples()] == [42, 43]
+    assert [r.fingerprint for r in result.samples()] == [
+        scenario.repetition(42).fingerprint(),
+        scenario.repetition(43).fingerprint(),
+    ]
+    first, second = (r.metrics for r in result.samples())
+    assert first is not None and second is not None
+    assert first.before == second.before
+    # AND the aggregate summarises both repetitions
+    assert result.aggregate["samples_per_s"].n == 2
+
+
+def test_a_worker_handed_zero_shot_scores_reports_them_instead_of_evaluating(
+    tiny_model: Path, tiny_stsb: Path
+) -> None:
+    made_up = {"dev": Scores(0.123, 0.456, 8), "test": Scores(0.321, 0.654, 8)}
+    scenario = tiny(tiny_model, eval_pairs=8, max_steps=3)
+    result = run_isolated(scenario, data_dir=tiny_stsb, before=made_up)
+    assert result.metrics is not None, result.failure
+    assert result.metrics.before == made_up
+
+
+def test_a_skipped_scenario_is_not_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adrbench.engine.runner as runner
+
+    # GIVEN a repeated scenario whose first repetition skips (e.g. QLoRA without CUDA)
+    calls: list[int] = []
+
+    def skipping(scenario: Scenario, **kwargs: object) -> ScenarioResult:
+        calls.append(scenario.seed)
+        return ScenarioResult.of(scenario, skip=Skip("cuda_unavailable", "no CUDA here"))
+
+    monkeypatch.setattr(runner, "run_isolated", skipping)
+    # WHEN run THEN only one process is started and the scenario is recorded skipped, once
+    (result,) = runner.run_scenarios([Scenario(name="qlora", method="qlora", repeats=3)])
+    assert calls == [42]
+    assert result.status is Status.SKIPPED and result.repetitions == ()
+
+
+def test_a_failed_repetition_fails_the_scenario_but_keeps_its_first_fingerprint() -> None:
+    from adrbench.engine.runner import combine_repetitions
+
+    # GIVEN two repetitions, the second killed from outside
+    declared = Scenario(name="lora", method="lora", repeats=2)
+    first = ScenarioResult.of(declared.repetition(42), skip=Skip("x", "any outcome"))
+    killed = ScenarioResult.of(
+        declared.repetition(43),
+        failure=Failure(FailureKind.CRASH, "Crash", "ended with signal SIGTERM", ""),
+    )
+    # WHEN combined THEN the failure shows, under the first repetition's fingerprint (the gate's
+    # key), and both repetitions are kept
+    combined = combine_repetitions(declared, [first, killed])
+    assert combined.status is Status.FAILED and combined.failure == killed.failure
+    assert combined.fingerprint == declared.repetition(42).fingerprint()
+    assert combined.samples() == (first, killed)

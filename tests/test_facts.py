@@ -12,6 +12,7 @@ from adrbench.decisions.expressions import Missing
 from adrbench.decisions.facts import build_facts, parse_what_if, schema_facts
 from adrbench.decisions.probes import ProbeResult, ProbeSpec, ProbeUnavailable
 from adrbench.errors import UserError
+from adrbench.stats import Estimate
 from factories import (
     LORA_TRAINABLE,
     MEASURED,
@@ -64,18 +65,57 @@ def test_model_parameters_are_missing_without_an_ok_full_or_lora_scenario() -> N
     )
 
 
+def _mean(value: object) -> float:
+    assert isinstance(value, Estimate), value
+    return value.mean
+
+
 def test_every_catalogued_metric_of_an_ok_scenario_is_a_fact() -> None:
-    # GIVEN an ok LoRA scenario WHEN facts are built THEN its metrics, status and reason are there
-    facts = build_facts(make_finetune_sts_run(), probes=False)
+    # GIVEN an ok LoRA scenario run once WHEN facts are built THEN its metrics, status and reason
+    # are there: exact metrics as numbers, noisy ones as n=1 estimates with their process noise
+    facts = build_facts(make_finetune_sts_run(repeats=1), probes=False)
     assert facts.lookup("results.lora.status") == "ok"
     assert facts.lookup("results.lora.reason") == ""
     assert facts.lookup("results.lora.trainable_parameters") == LORA_TRAINABLE
-    assert facts.lookup("results.lora.peak_rss_bytes") == MEASURED["lora"]["peak_rss_bytes"]
-    assert facts.lookup("results.lora.samples_per_s") == pytest.approx(
+    assert _mean(facts.lookup("results.lora.peak_rss_bytes")) == MEASURED["lora"]["peak_rss_bytes"]
+    assert _mean(facts.lookup("results.lora.samples_per_s")) == pytest.approx(
         16 / MEASURED["lora"]["step_time_s"]
     )
-    assert facts.lookup("results.lora.test_spearman") == MEASURED["lora"]["test_spearman"]
+    assert _mean(facts.lookup("results.lora.test_spearman")) == MEASURED["lora"]["test_spearman"]
     assert facts.lookup("results.lora.test_spearman_before") == 0.82
+
+
+def test_n1_noisy_metrics_carry_the_documented_process_noise() -> None:
+    # GIVEN one repetition (threads = torch default, i.e. several) WHEN facts are built THEN speed
+    # has a 9% prior SD, peak RSS 100 MB and test Spearman 0.01, as a normal 95% interval
+    facts = build_facts(make_finetune_sts_run(repeats=1), probes=False)
+    speed = facts.lookup("results.lora.samples_per_s")
+    rss = facts.lookup("results.lora.peak_rss_bytes")
+    score = facts.lookup("results.lora.test_spearman")
+    assert isinstance(speed, Estimate) and isinstance(rss, Estimate)
+    assert isinstance(score, Estimate)
+    assert (speed.method, speed.n) == ("prior", 1)
+    assert speed.se == pytest.approx(0.09 * 16 / MEASURED["lora"]["step_time_s"])
+    assert rss.half_width == pytest.approx(1.959964 * 100e6, rel=1e-6)
+    lora_score = MEASURED["lora"]["test_spearman"]
+    assert (score.low, score.high) == pytest.approx(
+        (lora_score - 0.0196, lora_score + 0.0196), abs=1e-4
+    )
+
+
+def test_repeated_metrics_are_estimates_paired_by_seed_and_exact_ones_stay_exact() -> None:
+    # GIVEN three repetitions (seeds 42-44) WHEN facts are built THEN a metric is the mean with
+    # its t-interval and each seed's value; parameter counts have a zero-width interval
+    facts = build_facts(make_finetune_sts_run(repeats=3), probes=False)
+    rss = facts.lookup("results.lora.peak_rss_bytes")
+    params = facts.lookup("results.lora.trainable_parameters")
+    assert isinstance(rss, Estimate) and isinstance(params, Estimate)
+    assert rss.seeds == (42, 43, 44)
+    assert rss.mean == pytest.approx(MEASURED["lora"]["peak_rss_bytes"])
+    # values mean - 10 MB, mean, mean + 10 MB: SD 10 MB, SE 5.77 MB, t(0.975, 2) = 4.303
+    assert rss.half_width == pytest.approx(4.302653 * 10e6 / 3**0.5, rel=1e-5)
+    assert params.exact and params.mean == LORA_TRAINABLE
+    assert facts.lookup("model.parameters") == MINILM_PARAMETERS
 
 
 def test_a_counter_this_device_lacks_is_missing_with_the_device() -> None:

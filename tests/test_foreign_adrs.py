@@ -89,7 +89,7 @@ def test_check_judges_every_adr_despite_a_custom_status(
     assert "ADR-0004 Use SQLite for tests [Accepted]: all claims hold" in out
     assert out.rstrip().endswith(
         "4 ADR(s): 0 trigger(s) fired; 0 claim(s) failed; 0 premise(s) "
-        "stale; 0 unknown — nothing to revisit."
+        "stale; 0 inconclusive; 0 unknown — nothing to revisit."
     )
 
 

@@ -162,27 +162,26 @@ def _table(lines: list[str], start: int) -> tuple[list[str], list[list[str]]]:
     return rows[0], [r for r in rows[2:]]
 
 
-_FACT = re.compile(r"\b(results\.(\w+)\.(\w+)) = ([^;,]+?)(?=[;,]|$)")
+# a fact quoted on its own ("…: results.lora.samples_per_s = 24.9 …"), not the right-hand end of
+# a computed expression ("results.a.x - results.b.x = -0.019 [...]")
+_FACT = re.compile(r"(?:(?<=: )|(?<=, )|^)(results\.(\w+)\.(\w+)) = ([^;,]+?)(?=[;,]|$)")
 
 
-def _first(cell: str) -> str:
-    return cell.split()[0]
-
-
-def _value(cell: str) -> str:
-    return cell.split(" (")[0]  # "1.66 GiB (train peak RSS)": the value, not its source
+def _lead(cell: str) -> str:
+    """The value a cell or a quote starts with: "1.53 GiB ± 0.01 GiB (n=3)" -> "1.53 GiB"."""
+    return cell.split(" ± ")[0].split(" (")[0].split(" [")[0].strip()
 
 
 def _after(cell: str) -> str:
-    return cell.split("→")[1].split()[0] if "→" in cell else cell
+    return _lead(cell.split("→")[1]) if "→" in cell else _lead(cell)
 
 
 # metric -> (evidence row, the part of its cell a verdict quotes)
 _QUOTED: dict[str, tuple[str, Callable[[str], str]]] = {
-    **{field: (label, str) for label, field in render._MEMORY_ROWS},
-    "peak_memory_bytes": ("Peak memory (device's principal counter)", _value),
-    "samples_per_s": ("Samples/s (± stdev of per-step rates)", _first),
-    "trainable_parameters": ("Trainable / total parameters", _first),
+    **{field: (label, _lead) for label, field in render._MEMORY_ROWS},
+    "peak_memory_bytes": ("Peak memory (device's principal counter)", _lead),
+    "samples_per_s": ("Samples/s (mean ± 95% CI, n repetitions)", _lead),
+    "trainable_parameters": ("Trainable / total parameters", lambda cell: cell.split()[0]),
     "test_spearman": ("STS-B test Spearman before → after", _after),
     "dev_spearman": ("STS-B dev Spearman before → after", _after),
 }
@@ -215,7 +214,7 @@ def assert_consistent(text: str) -> None:
                         continue
                     label, part = _QUOTED[metric]
                     key = (scenario, label, column)
-                    quoted = shown.strip().removesuffix(" samples/s")
+                    quoted = _lead(shown.strip()).removesuffix(" samples/s")
                     if key not in evidence:  # a column with no run: only "missing" agrees with it
                         assert quoted == "missing", f"{key} is judged but not shown in the evidence"
                         continue
@@ -244,8 +243,8 @@ def test_the_consistency_check_catches_a_verdict_that_quotes_another_run() -> No
     # THEN the check names both values
     with pytest.raises(
         AssertionError,
-        match=r"verdict says lora.peak_rss_bytes = 1.58 GiB, the "
-        r"evidence table shows 1.68 GiB",
+        match=r"verdict says lora\.peak_rss_bytes = 1\.58 GiB .*, the "
+        r"evidence table shows 1\.68 GiB",
     ):
         assert_consistent(text)
 
@@ -310,8 +309,8 @@ def test_appendix_with_cuda_and_mps_memory_rows_matches_golden() -> None:
     assert_golden("appendix_cuda_mps.md", text)
     assert_consistent(text)
     rows = {" ".join(line.split()) for line in text.splitlines()}
-    assert "| Peak memory: CUDA max allocated | 643.61 MiB | — |" in rows
-    assert "| Peak memory: MPS sampled max | — | 572.20 MiB |" in rows
+    assert "| Peak memory: CUDA max allocated | 643.61 MiB (n=1) | — |" in rows
+    assert "| Peak memory: MPS sampled max | — | 572.20 MiB (n=1) |" in rows
 
 
 def test_combined_verdict_takes_the_most_pressing_outcome_of_any_environment() -> None:
@@ -386,7 +385,7 @@ def test_verdict_line_holds_only_when_everything_was_decided_and_fine() -> None:
     # WHEN summarised
     # THEN it holds, with every count shown
     assert verdict_line(make_adr_verdicts()) == (
-        "Holds — 0 triggers fired, 0 claims failed, 0 premises stale, 0 unknown"
+        "Holds — 0 triggers fired, 0 claims failed, 0 premises stale, 0 inconclusive, 0 unknown"
     )
 
 
@@ -396,7 +395,8 @@ def test_verdict_line_with_an_unknown_is_unconfirmed_not_holds() -> None:
     # WHEN summarised
     # THEN unknown is never shown as fine
     assert verdict_line(adr) == (
-        "Unconfirmed — 0 triggers fired, 0 claims failed, 0 premises stale, 1 unknown"
+        "Unconfirmed — 0 triggers fired, 0 claims failed, 0 premises stale, 0 inconclusive, "
+        "1 unknown"
     )
 
 
@@ -413,7 +413,7 @@ def test_verdict_line_with_a_stale_premise_says_revisit_and_counts_singular() ->
     # WHEN summarised
     # THEN it asks to revisit and counts each kind
     assert verdict_line(adr) == (
-        "Revisit — 1 trigger fired, 0 claims failed, 1 premise stale, 2 unknown"
+        "Revisit — 1 trigger fired, 0 claims failed, 1 premise stale, 0 inconclusive, 2 unknown"
     )
 
 

@@ -105,7 +105,7 @@ def test_report_renders_adr_002_evidence_and_links_it(
         ADR_002 + "\n\n<!-- adrbench:evidence -->\n"
         "**Evidence** ([appendix](appendix/0002-qlora-skipped-for-small-models.md), regenerated "
         "by `adrbench report`): Unconfirmed — 0 triggers fired, 0 claims failed, "
-        "0 premises stale, 1 unknown\n"
+        "0 premises stale, 0 inconclusive, 1 unknown\n"
         "<!-- /adrbench:evidence -->\n"
     )
     # AND the index lists it, and every written file was named
@@ -113,7 +113,7 @@ def test_report_renders_adr_002_evidence_and_links_it(
     assert (
         "| 0002 | [Skip QLoRA for small models](0002-qlora-skipped-for-small-models.md) "
         "| accepted | Unconfirmed — 0 triggers fired, 0 claims failed, 0 premises stale, "
-        "1 unknown | [evidence](appendix/0002-qlora-skipped-for-small-models.md) |"
+        "0 inconclusive, 1 unknown | [evidence](appendix/0002-qlora-skipped-for-small-models.md) |"
     ) in normalized_rows(index)
     assert capsys.readouterr().out == (
         "wrote adr/appendix/0002-qlora-skipped-for-small-models-throughput.svg\n"
@@ -193,7 +193,10 @@ def test_two_environments_are_shown_side_by_side_latest_run_each(workspace: Path
         "| `cuda` | CUDA hardware is available | `env.cuda_available` "
         "| not fired: env.cuda_available = false | **fired**: env.cuda_available = true |"
     ) in rows
-    assert "**Revisit — 1 trigger fired, 1 claim failed, 0 premises stale, 1 unknown**" in rows
+    assert (
+        "**Revisit — 1 trigger fired, 1 claim failed, 0 premises stale, 0 inconclusive, 1 unknown**"
+        in rows
+    )
 
 
 def test_missing_adr_directory_is_bad_input(

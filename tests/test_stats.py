@@ -205,3 +205,16 @@ def test_a_shift_test_result_is_frozen_and_slotted() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.p_value = 0.0  # type: ignore[misc]
     assert not hasattr(result, "__dict__")
+
+
+@pytest.mark.parametrize("df", [1.0, 1.5, 2.0, 3.0, 4.7, 9.0, 30.0, 1000.0])
+@pytest.mark.parametrize("probability", [0.5, 0.8, 0.975, 0.995])
+def test_t_quantile_agrees_with_scipy(df: float, probability: float) -> None:
+    from scipy import stats as scipy_stats
+
+    from adrbench.stats import t_quantile
+
+    assert t_quantile(probability, df) == pytest.approx(
+        float(scipy_stats.t.ppf(probability, df)), abs=1e-9
+    )
+    assert t_quantile(1 - probability, df) == pytest.approx(-t_quantile(probability, df))

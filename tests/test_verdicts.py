@@ -145,9 +145,9 @@ def test_lora_slower_than_full_fails_the_speed_claim(adrs: dict[int, Adr]) -> No
         )
     }
     speed = verdicts.verdicts[1]
-    assert speed.values == {
-        "results.lora.samples_per_s": pytest.approx(20.0),
-        "results.full.samples_per_s": pytest.approx(16 / 0.7),
+    assert {name: e.mean for name, e in speed.values.items()} == {  # type: ignore[attr-defined]
+        "results.lora.samples_per_s": pytest.approx(20.0, rel=1e-3),
+        "results.full.samples_per_s": pytest.approx(16 / 0.7, rel=1e-3),
     }
 
 
@@ -311,22 +311,32 @@ def test_a_full_profile_run_stays_the_evidence_over_a_newer_quick_run(tmp_path: 
     assert judgement.run.run_id == "20261128T100000Z-finetune_sts-full-0001"
 
 
-def test_lora_less_memory_fails_on_the_committed_cpu_run() -> None:
-    # GIVEN the repository's ADR-001 and a committed quick run of this CPU, where LoRA's peak
-    # memory (train peak RSS on a CPU: 1.68 GiB) is above full fine-tuning's (1.62 GiB)
+def test_lora_less_memory_on_this_cpu_is_inconclusive_once_and_fails_when_repeated() -> None:
+    # GIVEN the repository's ADR-001 and a committed quick run of this CPU (one repetition), where
+    # LoRA's peak memory (train peak RSS on a CPU: 1.68 GiB) is above full fine-tuning's (1.62 GiB)
     repo = Path(__file__).resolve().parents[1]
     path = repo / "results" / "runs" / "20261128T154211Z-finetune_sts-quick-0e34.json"
     run = run_from_json(path.read_text(encoding="utf-8"), source=path)
     adr = parse_adr(repo / "adr" / "0001-lora-vs-full-fine-tuning.md")
     # WHEN it is judged on that run
     verdicts = {v.id: v for v in judge_adr(adr, build_facts(run, probes=False)).verdicts}
-    # THEN the claim fails with the measured values
+    # THEN a 65 MB gap measured once is inside the RSS process noise (100 MB): inconclusive, with
+    # the measured values and how many repetitions would resolve it
     less = verdicts["lora-less-memory"]
-    assert less.outcome is Outcome.FAILS
-    assert less.values == {
+    assert less.outcome is Outcome.INCONCLUSIVE
+    assert {name: _mean(value) for name, value in less.values.items()} == {
         "results.lora.peak_memory_bytes": 1_799_573_504,
         "results.full.peak_memory_bytes": 1_734_586_368,
     }
+    assert less.resolve is not None and less.resolve > 3
+    # AND the same numbers measured three times each (a spread of 10 MB) fail the claim
+    repeated = make_finetune_sts_run(repeats=3)
+    verdicts = {v.id: v for v in judge_adr(adr, build_facts(repeated, probes=False)).verdicts}
+    assert verdicts["lora-less-memory"].outcome is Outcome.FAILS
+
+
+def _mean(value: object) -> float:
+    return float(getattr(value, "mean", value))  # type: ignore[arg-type]
 
 
 def test_outcome_words_are_the_ones_reports_and_the_cli_print() -> None:
@@ -336,6 +346,7 @@ def test_outcome_words_are_the_ones_reports_and_the_cli_print() -> None:
         "holds",
         "fails",
         "stale",
+        "inconclusive",
         "unknown",
     ]
 

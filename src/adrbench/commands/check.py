@@ -12,10 +12,12 @@ It lints the ADRs first, then judges each environment that has evidence in ``res
 newest run of the most thorough profile, as the report does) and says whether that evidence is
 stale (:mod:`adrbench.decisions.staleness`). Exit status: 0 nothing to revisit; 1 a trigger fired,
 a claim failed or a premise went stale on any environment (or, with ``--fail-on-stale``, some
-evidence is stale); 2 bad input (a broken ADR, an unknown fact, a corrupt results file); 3 no
-evidence at all (no run anywhere, or none of the environment ``--env`` names). Unknown verdicts (a
-skipped scenario, a missing fact) are printed as UNKNOWN with their reason; they do not fail the
-check, and they are never shown as fine.
+evidence is stale; with ``--strict``, a verdict is inconclusive); 2 bad input (a broken ADR, an
+unknown fact, a corrupt results file); 3 no evidence at all (no run anywhere, or none of the
+environment ``--env`` names). Unknown verdicts (a skipped scenario, a missing fact) are printed as
+UNKNOWN with their reason, inconclusive ones (the 95% interval straddles the threshold) as
+INCONCLUSIVE with the interval and about how many repetitions would resolve them; neither fails a
+plain check, and neither is ever shown as fine.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ from adrbench.decisions.verdicts import (
     judge_environments,
 )
 from adrbench.errors import UserError
-from adrbench.reports.render import format_value
+from adrbench.reports.render import format_interval, format_value, resolve_note
+from adrbench.stats import Estimate
 from adrbench.units import format_count
 
 __all__ = [
@@ -66,6 +69,7 @@ _SHOWN = {
     Outcome.FAILS: "FAILS",
     Outcome.STALE: "STALE",
     Outcome.UNKNOWN: "UNKNOWN",
+    Outcome.INCONCLUSIVE: "INCONCLUSIVE",
     Outcome.HOLDS: "holds",
     Outcome.NOT_FIRED: "not fired",
 }
@@ -106,6 +110,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=("table", "json", "markdown"), default="table", help="output format"
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="also exit 1 when a verdict is inconclusive (its 95%% interval straddles the "
+        "threshold)",
+    )
     add_no_probes(parser)
     parser.epilog = (
         "exit status: 0 nothing to revisit; 1 a trigger fired, a claim failed or a premise went "
@@ -135,12 +145,18 @@ def _value(name: str, value: object, facts: Facts) -> str:
 
 def _values(verdict: Verdict, facts: Facts) -> str:
     shown = [_value(n, v, facts) for n, v in verdict.values.items()]
-    if verdict.computed:
+    computed = {t: v for t, v in verdict.computed.items() if t not in verdict.intervals}
+    if computed:
         # The calculated side of a comparison (e.g. the ratio), next to the condition's column.
-        numbers = [
-            format_count(v) if abs(v) >= 1e4 else f"{v:.4g}" for v in verdict.computed.values()
-        ]
+        numbers = [format_count(v) if abs(v) >= 1e4 else f"{v:.4g}" for v in computed.values()]
         shown.append(f"computed {' and '.join(numbers)}")
+    shown += [
+        f"{text} = {format_interval(text, e)}"
+        for text, e in verdict.intervals.items()
+        if text not in verdict.values
+    ]
+    if verdict.outcome is Outcome.INCONCLUSIVE:
+        shown.append(resolve_note(verdict))
     return ", ".join(shown)
 
 
@@ -150,11 +166,14 @@ def _headline(adr: AdrVerdicts) -> str:
         return f"{head}: no evidence (no claims, revisit triggers or premises)"
     attention = [v for v in adr.verdicts if v.outcome.needs_attention]
     unknown = [v for v in adr.verdicts if v.outcome is Outcome.UNKNOWN]
+    unsure = [v for v in adr.verdicts if v.outcome is Outcome.INCONCLUSIVE]
     if attention:
         what = ", ".join(f"{v.kind.value} {v.id} {v.outcome.value}" for v in attention)
         return f"{head}: REVISIT ({what})"
-    if unknown:
-        return f"{head}: UNCONFIRMED ({len(unknown)} unknown)"
+    if unknown or unsure:
+        parts = [f"{len(unsure)} inconclusive"] if unsure else []
+        parts += [f"{len(unknown)} unknown"] if unknown else []
+        return f"{head}: UNCONFIRMED ({', '.join(parts)})"
     return f"{head}: all claims hold, no trigger fired"
 
 
@@ -186,6 +205,7 @@ def _summary(judgement: Judgement) -> str:
         f"{counts[Outcome.FIRED]} trigger(s) fired",
         f"{counts[Outcome.FAILS]} claim(s) failed",
         f"{counts[Outcome.STALE]} premise(s) stale",
+        f"{counts[Outcome.INCONCLUSIVE]} inconclusive",
         f"{counts[Outcome.UNKNOWN]} unknown",
     ]
     verdict = f"revisit {', '.join(revisit)}" if revisit else "nothing to revisit"
@@ -286,9 +306,11 @@ def _json_data(judgement: Judgement) -> dict[str, object]:
                         "text": v.text,
                         "expression": v.expression,
                         "outcome": v.outcome.value,
-                        "values": dict(v.values),
+                        "values": {n: _json_value(x) for n, x in v.values.items()},
                         "reason": v.reason,
                         "computed": dict(v.computed),
+                        "intervals": {t: _json_value(e) for t, e in v.intervals.items()},
+                        "repetitions_to_resolve": v.resolve,
                     }
                     for v in adr.verdicts
                 ],
@@ -296,6 +318,17 @@ def _json_data(judgement: Judgement) -> dict[str, object]:
             for adr in judgement.verdicts
         ],
     }
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, Estimate):
+        return {
+            "mean": value.mean,
+            "ci95": [value.low, value.high],
+            "n": value.n,
+            "method": value.method,
+        }
+    return value
 
 
 _FORMATTERS = {"table": format_table, "markdown": format_markdown, "json": format_json}
@@ -427,7 +460,9 @@ def run(args: argparse.Namespace) -> int:
         only=only,
     )
     print(_FORMATTERS[args.format](judgement), end="")
-    return 1 if judgement.needs_attention else 0
+    if judgement.needs_attention:
+        return 1
+    return 1 if args.strict and judgement.inconclusive else 0
 
 
 def _run_environments(args: argparse.Namespace, only: Sequence[Path] | None) -> int:
@@ -457,4 +492,6 @@ def _run_environments(args: argparse.Namespace, only: Sequence[Path] | None) -> 
     print(format_environments(items, args.format, this), end="")
     if any(i.judgement.needs_attention for i in items):
         return 1
-    return 1 if args.fail_on_stale and any(i.staleness.stale for i in items) else 0
+    if args.fail_on_stale and any(i.staleness.stale for i in items):
+        return 1
+    return 1 if args.strict and any(i.judgement.inconclusive for i in items) else 0

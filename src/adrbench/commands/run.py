@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import secrets
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from adrbench.paths import portable_name
 from adrbench.results.record import (
     SCHEMA_VERSION,
     FailureKind,
+    MetricSummary,
     Provenance,
     RunRecord,
     ScenarioResult,
@@ -76,19 +78,33 @@ def _now() -> datetime:
 
 
 def _summary(results: tuple[ScenarioResult, ...]) -> str:
+    """One row per scenario; repeated ones show mean ± 95% CI half-width (n) of the repetitions."""
     rows = []
     for r in results:
         if r.metrics is not None:
             m = r.metrics
             before = m.before["test"].spearman if m.before and "test" in m.before else None
+
+            def shown(
+                metric: str,
+                value: float,
+                fmt: Callable[[float], str],
+                aggregate: Mapping[str, MetricSummary] = r.aggregate,
+            ) -> str:
+                s = aggregate.get(metric)
+                if s is None:
+                    return fmt(value)
+                return f"{fmt(s.mean)} ± {fmt((s.ci_high - s.ci_low) / 2)} (n={s.n})"
+
             rows.append(
                 [
                     r.name,
                     r.status.value,
-                    f"{m.throughput.samples_per_s:.1f}",
-                    f"{format_bytes(m.memory.peak_memory_bytes)} ({m.memory.peak_memory_source})",
+                    shown("samples_per_s", m.throughput.samples_per_s, lambda v: f"{v:.1f}"),
+                    shown("peak_memory_bytes", m.memory.peak_memory_bytes, format_bytes)
+                    + f" ({m.memory.peak_memory_source})",
                     (f"{before:.3f} -> " if before is not None else "")
-                    + f"{m.after['test'].spearman:.3f}",
+                    + shown("test_spearman", m.after["test"].spearman, lambda v: f"{v:.3f}"),
                     "",
                 ]
             )
@@ -179,6 +195,7 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
         # What a shell reports for that signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); the partial
         # run is written above.
         return exit_status(signals.first)
-    if any(r.failure is not None and r.failure.kind is FailureKind.CANCELED for r in results):
+    reps = [rep for r in results for rep in r.samples()]
+    if any(r.failure is not None and r.failure.kind is FailureKind.CANCELED for r in reps):
         return 130
     return 1 if any(r.status is Status.FAILED for r in results) else 0

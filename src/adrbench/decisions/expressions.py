@@ -25,6 +25,14 @@ Safety: there is no ``eval``/``exec``/``getattr``; names are looked up as plain 
 facts, segments starting with ``_`` are refused, calls are limited to :data:`FUNCTIONS` (pure,
 bounded), there is no exponent operator, and the source length and nesting depth are capped, so
 both parsing and evaluation are linear in the (bounded) input.
+
+Uncertain values: a measured fact may be an :class:`~adrbench.stats.Estimate` (a mean across
+repetitions with its 95% interval). Arithmetic carries the interval along
+(:func:`adrbench.stats.combine`: paired by seed where both sides share seeds), and a comparison
+that involves one is three-way (:func:`adrbench.stats.compare`): true when the whole interval
+satisfies it, false when the whole interval violates it, otherwise *inconclusive*. Logic is
+Kleene's: ``false and inconclusive`` is false, ``true or inconclusive`` true; an unknown (missing)
+fact outranks an inconclusive one. Exact numbers behave exactly as before.
 """
 
 from __future__ import annotations
@@ -35,12 +43,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from adrbench.errors import UserError
+from adrbench.stats import Estimate, combine, compare, repetitions_to_resolve
 from adrbench.units import parse_quantity
 
 __all__ = [
     "FUNCTIONS",
     "MAX_DEPTH",
     "MAX_SOURCE_LENGTH",
+    "Estimate",
     "Evaluation",
     "Expression",
     "ExpressionError",
@@ -55,7 +65,7 @@ __all__ = [
 MAX_SOURCE_LENGTH = 500
 MAX_DEPTH = 32
 
-Value = bool | float | str
+Value = bool | float | str | Estimate
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,13 +461,26 @@ class Evaluation:
         values: Every fact it read, by dotted name: the value, or a :class:`Missing`.
         unknown: Why the result is unknown (one sentence per missing fact), empty when known.
         computed: Each compared side that is a calculation rather than a plain name or number,
-            by its source text (e.g. ``{"a / b": 68.5}``), so a report can show the ratio.
+            by its source text (e.g. ``{"a / b": 68.5}``), so a report can show the ratio (the
+            mean, for an uncertain one).
+        inconclusive: True when the result turned on a comparison whose 95% interval straddles
+            the threshold (``value`` is then None and ``unknown`` empty).
+        intervals: Each uncertain compared quantity by source text (for ``a > b`` with both
+            uncertain, also ``"a - b"``: the interval that decided), so a report can show it.
+        resolve: For an inconclusive result, about how many repetitions would resolve its
+            hardest comparison (see :func:`adrbench.stats.repetitions_to_resolve`); None if no
+            number of repetitions would (the estimate sits on the threshold) or not inconclusive.
+        gap: The distance from the threshold that ``resolve`` was worked out for.
     """
 
     value: Value | None
     values: Mapping[str, Value | Missing]
     unknown: tuple[str, ...]
     computed: Mapping[str, float] = field(default_factory=dict)
+    inconclusive: bool = False
+    intervals: Mapping[str, Estimate] = field(default_factory=dict)
+    resolve: int | None = None
+    gap: float | None = None
 
 
 class _Unknown:
@@ -467,7 +490,16 @@ class _Unknown:
 
 
 _UNKNOWN = _Unknown()
-_Result = Value | _Unknown
+
+
+class _Inconclusive:
+    """The value of a comparison whose interval straddles its threshold."""
+
+    __slots__ = ()
+
+
+_INCONCLUSIVE = _Inconclusive()
+_Result = Value | _Unknown | _Inconclusive
 
 
 class _Evaluator:
@@ -480,6 +512,8 @@ class _Evaluator:
         self.values: dict[str, Value | Missing] = {}
         self.reasons: list[str] = []
         self.computed: dict[str, float] = {}
+        self.intervals: dict[str, Estimate] = {}
+        self.resolve: list[tuple[int | None, float]] = []
 
     def fail(self, message: str, node: _Node) -> ExpressionError:
         return ExpressionError(message, self.expression.source, node.start, node.end)
@@ -517,15 +551,18 @@ class _Evaluator:
             return self.unknown(found.reason)
         return found
 
-    def number(self, value: _Result, node: _Node, op: str) -> float | _Unknown:
-        if isinstance(value, _Unknown):
+    def number(self, value: _Result, node: _Node, op: str) -> float | Estimate | _Unknown:
+        if isinstance(value, _Unknown | Estimate):
             return value
         if isinstance(value, bool) or not isinstance(value, float | int):
-            raise self.fail(f"{op!r} needs a number, got {value!r}", node)
+            shown = (
+                "an inconclusive comparison" if isinstance(value, _Inconclusive) else repr(value)
+            )
+            raise self.fail(f"{op!r} needs a number, got {shown}", node)
         return float(value)
 
-    def truth(self, value: _Result, node: _Node, op: str) -> bool | _Unknown:
-        if isinstance(value, _Unknown | bool):
+    def truth(self, value: _Result, node: _Node, op: str) -> bool | _Unknown | _Inconclusive:
+        if isinstance(value, _Unknown | _Inconclusive | bool):
             return value
         raise self.fail(f"{op!r} needs true or false, got {value!r}; compare it first", node)
 
@@ -533,29 +570,26 @@ class _Evaluator:
         operand = self.eval(node.operand)
         if node.op == "not":
             truth = self.truth(operand, node.operand, "not")
-            return truth if isinstance(truth, _Unknown) else not truth
+            return truth if isinstance(truth, _Unknown | _Inconclusive) else not truth
         number = self.number(operand, node.operand, "-")
-        return number if isinstance(number, _Unknown) else -number
+        if isinstance(number, _Unknown):
+            return number
+        if isinstance(number, Estimate):
+            return combine("*", number, -1.0)
+        return -number
 
     def binary(self, node: _Binary) -> _Result:
         left = self.number(self.eval(node.left), node.left, node.op)
         right = self.number(self.eval(node.right), node.right, node.op)
         if isinstance(left, _Unknown) or isinstance(right, _Unknown):
             return _UNKNOWN
-        if node.op == "+":
-            result = left + right
-        elif node.op == "-":
-            result = left - right
-        elif node.op == "*":
-            result = left * right
-        elif right == 0:
-            return self.unknown(
-                f"division by zero in {self.expression.source[node.start : node.end]!r}"
-            )
-        else:
-            result = left / right
-        if math.isnan(result):
-            text = self.expression.source[node.start : node.end]
+        text = self.expression.source[node.start : node.end]
+        try:
+            result = combine(node.op, left, right)
+        except ZeroDivisionError as error:
+            detail = "" if str(error) == "division by zero" else f" ({error})"
+            return self.unknown(f"division by zero in {text!r}{detail}")
+        if math.isnan(result.mean if isinstance(result, Estimate) else result):
             return self.unknown(f"{text!r} is not a number")
         return result
 
@@ -567,19 +601,37 @@ class _Evaluator:
             return decisive
         if any(isinstance(t, _Unknown) for t in truths):
             return _UNKNOWN
+        if any(isinstance(t, _Inconclusive) for t in truths):
+            return _INCONCLUSIVE
         return not decisive
 
     def compare(self, node: _Compare) -> _Result:
         values = [self.eval(o) for o in node.operands]
         for operand, value in zip(node.operands, values, strict=True):
-            if isinstance(operand, _Binary | _Call) and isinstance(value, float):
-                self.computed[self.expression.source[operand.start : operand.end]] = value
-        outcome: bool | _Unknown = True
+            text = self.expression.source[operand.start : operand.end]
+            if isinstance(operand, _Binary | _Call) and isinstance(value, float | Estimate):
+                self.computed[text] = value.mean if isinstance(value, Estimate) else value
+            if isinstance(value, Estimate) and not value.exact:
+                self.intervals[text] = value
+        outcome: bool | _Unknown | _Inconclusive = True
         for i, op in enumerate(node.ops):
             left, right = values[i], values[i + 1]
             if isinstance(left, _Unknown) or isinstance(right, _Unknown):
-                if outcome is True:
+                if outcome is True or isinstance(outcome, _Inconclusive):
                     outcome = _UNKNOWN
+                continue
+            if isinstance(left, _Inconclusive) or isinstance(right, _Inconclusive):
+                raise self.fail(
+                    "a comparison cannot be compared again; join conditions with 'and' / 'or'",
+                    _Node(node.operands[i].start, node.operands[i + 1].end),
+                )
+            if isinstance(left, Estimate) or isinstance(right, Estimate):
+                verdict = self.uncertain(op, left, right, node.operands[i], node.operands[i + 1])
+                if verdict is None:
+                    if outcome is True:
+                        outcome = _INCONCLUSIVE
+                elif not verdict:
+                    outcome = False
                 continue
             if not _comparable(left, right, op):
                 raise self.fail(
@@ -595,13 +647,61 @@ class _Evaluator:
                 outcome = False
         return outcome
 
+    def uncertain(
+        self, op: str, left: Value, right: Value, left_node: _Node, right_node: _Node
+    ) -> bool | None:
+        """Three-way ``left op right`` where one side is an estimate (None: inconclusive)."""
+        for value, other in ((left, right), (right, left)):
+            if not _numeric(value) and not isinstance(value, Estimate):
+                raise self.fail(
+                    f"cannot compare {other!r} {op} {value!r}; both sides must be numbers",
+                    _Node(left_node.start, right_node.end),
+                )
+        a = left if isinstance(left, Estimate) else float(left)
+        b = right if isinstance(right, Estimate) else float(right)
+        if isinstance(a, Estimate) and isinstance(b, Estimate):
+            difference = combine("-", a, b)
+            assert isinstance(difference, Estimate)
+            left_text = self.expression.source[left_node.start : left_node.end]
+            right_text = self.expression.source[right_node.start : right_node.end]
+            self.intervals[f"{left_text} - {right_text}"] = difference
+        verdict = compare(op, a, b)
+        if verdict is None:
+            if isinstance(a, Estimate) and isinstance(b, Estimate):
+                d = combine("-", a, b)
+                assert isinstance(d, Estimate)
+                gap, sd = d.mean, d.sd
+            else:
+                est = a if isinstance(a, Estimate) else b
+                threshold = b if isinstance(a, Estimate) else a
+                assert isinstance(est, Estimate) and not isinstance(threshold, Estimate)
+                gap, sd = est.mean - threshold, est.sd
+            self.resolve.append((repetitions_to_resolve(gap, sd), abs(gap)))
+        return verdict
+
     def call(self, node: _Call) -> _Result:
         function, _low, _high = FUNCTIONS[node.function]
         args = [self.number(self.eval(a), a, f"{node.function}()") for a in node.args]
-        numbers = [a for a in args if not isinstance(a, _Unknown)]
-        if len(numbers) != len(args):
+        known = [a for a in args if not isinstance(a, _Unknown)]
+        if len(known) != len(args):
             return _UNKNOWN
-        return float(function(*numbers))
+        if any(isinstance(a, Estimate) for a in known):
+            # Interval arithmetic on the ends: min, max and abs are monotone piecewise, so the
+            # ends (and the mean) map through them; per-seed pairing is not kept.
+            ends = [
+                a if isinstance(a, Estimate) else Estimate(a, a, a, 1, 0.0, math.inf, "exact")
+                for a in known
+            ]
+            mean = float(function(*(e.mean for e in ends)))
+            low = float(function(*(e.low for e in ends)))
+            high = float(function(*(e.high for e in ends)))
+            if node.function == "abs" and ends[0].low < 0 < ends[0].high:
+                low, high = 0.0, max(abs(ends[0].low), abs(ends[0].high))
+            low, high = min(low, high), max(low, high)
+            se = max(e.se for e in ends)
+            n = min(e.n for e in ends)
+            return Estimate(mean, low, high, n, se, min(e.df for e in ends), "interval")
+        return float(function(*known))
 
 
 def _numeric(value: Value) -> bool:
@@ -621,6 +721,7 @@ def _apply(op: str, left: Value, right: Value) -> bool:
         return left == right
     if op == "!=":
         return left != right
+    assert not isinstance(left, Estimate | str) and not isinstance(right, Estimate | str)
     a, b = float(left), float(right)
     return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
 
@@ -648,5 +749,27 @@ def evaluate(
     evaluator = _Evaluator(expression, lookup, suggest or (lambda _name: ()))
     result = evaluator.eval(expression._tree)
     if isinstance(result, _Unknown):
-        return Evaluation(None, evaluator.values, tuple(evaluator.reasons), evaluator.computed)
-    return Evaluation(result, evaluator.values, (), evaluator.computed)
+        return Evaluation(
+            None,
+            evaluator.values,
+            tuple(evaluator.reasons),
+            evaluator.computed,
+            intervals=evaluator.intervals,
+        )
+    if isinstance(result, _Inconclusive):
+        # The hardest comparison decides how many repetitions it takes (None: no number would).
+        needs = [n for n, _ in evaluator.resolve]
+        worst = max(evaluator.resolve, key=lambda r: math.inf if r[0] is None else r[0])
+        return Evaluation(
+            None,
+            evaluator.values,
+            (),
+            evaluator.computed,
+            inconclusive=True,
+            intervals=evaluator.intervals,
+            resolve=None if None in needs else worst[0],
+            gap=worst[1],
+        )
+    return Evaluation(
+        result, evaluator.values, (), evaluator.computed, intervals=evaluator.intervals
+    )

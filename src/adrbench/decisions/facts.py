@@ -19,7 +19,12 @@ One flat map of dotted names to values, built once per ``adrbench check``:
     ``""`` when ok) and every metric of :data:`adrbench.results.metrics.METRICS`. A metric of a
     skipped or failed scenario, of a scenario the run does not have, or a counter this device does
     not have is :class:`~adrbench.decisions.expressions.Missing` with the reason, so a claim on it
-    is *unknown*.
+    is *unknown*. A metric is an :class:`~adrbench.stats.Estimate` (mean and 95% t-interval across
+    the scenario's repetitions, with each repetition's seed, so expressions can pair by seed);
+    with one repetition, a metric with a documented process noise
+    (:func:`adrbench.results.metrics.process_noise_sd`) is an estimate of n = 1 with that spread,
+    any other one a plain number. A metric equal in every repetition (parameter counts) is an
+    estimate of zero width, which compares exactly.
 ``probes.*``
     From :mod:`adrbench.decisions.probes`, which really run on this machine.
 
@@ -36,8 +41,9 @@ from dataclasses import dataclass, field
 from adrbench.decisions.expressions import Missing, Value
 from adrbench.decisions.probes import ProbeResult, probe_fact_names, run_probes
 from adrbench.errors import UserError
-from adrbench.results.metrics import METRICS, flatten_metrics
+from adrbench.results.metrics import METRICS, flatten_metrics, process_noise_sd
 from adrbench.results.record import Environment, RunRecord, ScenarioResult, Status
+from adrbench.stats import Estimate, estimate
 from adrbench.units import parse_quantity
 
 __all__ = [
@@ -174,7 +180,7 @@ class Facts:
 def _kind(value: Value) -> str:
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Estimate):
         return "number"
     return "string"
 
@@ -262,13 +268,28 @@ def _scenario_values(result: ScenarioResult) -> dict[str, Value | Missing]:
     values: dict[str, Value | Missing] = {f"{prefix}.status": result.status.value}
     if result.status is Status.OK and result.metrics is not None:
         values[f"{prefix}.reason"] = ""
-        flat = flatten_metrics(result.metrics)
+        reps = [r for r in result.samples() if r.status is Status.OK and r.metrics is not None]
+        flats = [(r.scenario.seed, flatten_metrics(r.metrics)) for r in reps if r.metrics]
         for metric in METRICS:
-            values[f"{prefix}.{metric}"] = (
-                flat[metric]
-                if metric in flat
-                else Missing(f"{prefix}.{metric}: not measured on device {result.metrics.device}")
-            )
+            if not all(metric in flat for _, flat in flats):
+                device = result.metrics.device
+                values[f"{prefix}.{metric}"] = Missing(
+                    f"{prefix}.{metric}: not measured on device {device}"
+                )
+                continue
+            samples = [(seed, flat[metric]) for seed, flat in flats]
+            if len(samples) == 1:
+                prior = process_noise_sd(
+                    metric,
+                    samples[0][1],
+                    result.scenario.threads,
+                    result.metrics.memory.peak_memory_source,
+                )
+                values[f"{prefix}.{metric}"] = (
+                    estimate(samples, prior_sd=prior) if prior else samples[0][1]
+                )
+            else:
+                values[f"{prefix}.{metric}"] = estimate(samples)
         return values
     if result.skip is not None:
         why = f"{prefix} is skipped ({result.skip.reason})"

@@ -15,6 +15,7 @@ from adrbench.decisions.adr import Adr, AdrError, Item, Problem, adr_paths, lint
 from adrbench.decisions.expressions import ExpressionError, Missing, Value, caret_snippet, evaluate
 from adrbench.decisions.facts import Facts, build_facts
 from adrbench.results.record import RunRecord
+from adrbench.stats import Estimate
 
 __all__ = ["AdrVerdicts", "Judgement", "Kind", "Outcome", "Verdict", "judge", "judge_environments"]
 
@@ -34,6 +35,8 @@ class Outcome(enum.StrEnum):
     FAILS = "fails"
     # premises (a premise that no longer holds is stale; a premise that holds uses HOLDS)
     STALE = "stale"
+    # any kind: the deciding 95% interval straddles the threshold (measured, but not enough)
+    INCONCLUSIVE = "inconclusive"
     # any kind: no results yet, scenario skipped/failed, fact missing
     UNKNOWN = "unknown"
 
@@ -57,6 +60,10 @@ class Verdict:
         reason: Why the outcome is unknown (or other short context); None when plain.
         computed: Compared sides that are calculations, by source text (e.g. the ratio in
             ``a / b >= 50``), so the number the verdict turned on can be shown.
+        intervals: The uncertain quantities compared, by source text, with their 95% intervals
+            (the interval that decided; for ``a > b`` also ``a - b``).
+        resolve: For an inconclusive verdict, about how many repetitions would resolve it.
+        gap: The gap (distance from the threshold) ``resolve`` was worked out for.
     """
 
     kind: Kind
@@ -67,6 +74,9 @@ class Verdict:
     values: Mapping[str, object]
     reason: str | None = None
     computed: Mapping[str, float] = field(default_factory=dict)
+    intervals: Mapping[str, Estimate] = field(default_factory=dict)
+    resolve: int | None = None
+    gap: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,10 @@ class AdrVerdicts:
     @property
     def needs_attention(self) -> bool:
         return any(v.outcome.needs_attention for v in self.verdicts)
+
+    @property
+    def inconclusive(self) -> bool:
+        return any(v.outcome is Outcome.INCONCLUSIVE for v in self.verdicts)
 
     def of_kind(self, kind: Kind) -> tuple[Verdict, ...]:
         return tuple(v for v in self.verdicts if v.kind is kind)
@@ -134,6 +148,20 @@ def judge_item(adr: Adr, item: Item, facts: Facts) -> Verdict:
     overridden = [n for n in result.values if n in facts.what_if]
     if overridden:
         notes.append("what-if: " + ", ".join(overridden))
+    if result.inconclusive:
+        return Verdict(
+            Kind(item.kind),
+            item.id,
+            item.text,
+            item.expression.source,
+            Outcome.INCONCLUSIVE,
+            values,
+            "; ".join(notes) or None,
+            dict(result.computed),
+            dict(result.intervals),
+            result.resolve,
+            result.gap,
+        )
     if result.value is None:
         reason = "; ".join([*result.unknown, *notes])
         return Verdict(
@@ -145,6 +173,7 @@ def judge_item(adr: Adr, item: Item, facts: Facts) -> Verdict:
             values,
             reason,
             dict(result.computed),
+            dict(result.intervals),
         )
     if not isinstance(result.value, bool):
         raise _problem(
@@ -164,6 +193,7 @@ def judge_item(adr: Adr, item: Item, facts: Facts) -> Verdict:
         values,
         "; ".join(notes) or None,
         dict(result.computed),
+        dict(result.intervals),
     )
 
 
@@ -250,6 +280,10 @@ class Judgement:
     @property
     def needs_attention(self) -> bool:
         return any(v.needs_attention for v in self.verdicts)
+
+    @property
+    def inconclusive(self) -> bool:
+        return any(v.inconclusive for v in self.verdicts)
 
 
 def judge(

@@ -26,6 +26,20 @@ class ProgressDisplay:
         self._rate: float | None = None
         self._last_plain = -1.0
         self._started = time.monotonic()
+        self._durations: list[float] = []  # wall time of each finished repetition
+        self._index = 0
+        self._count = 0
+
+    def run_eta(self, scenario_eta: float) -> float:
+        """Seconds until the whole run ends: this repetition's ETA plus, for each one still to
+        come, the mean wall time of those finished (this one's expected total before any is)."""
+        elapsed = time.monotonic() - self._started
+        per = (
+            sum(self._durations) / len(self._durations)
+            if self._durations
+            else elapsed + scenario_eta
+        )
+        return scenario_eta + per * max(self._count - self._index, 0)
 
     def _write(self, text: str, *, final: bool = False) -> None:
         if self.live:
@@ -37,6 +51,7 @@ class ProgressDisplay:
 
     def scenario_started(self, index: int, count: int, name: str) -> None:
         self._prefix = f"[{index}/{count}] {name}"
+        self._index, self._count = index, count
         self._rate = None
         self._last_plain = -1.0
         self._started = time.monotonic()
@@ -52,7 +67,10 @@ class ProgressDisplay:
         rate = float(event["batch"]) / max(float(event["step_s"]), 1e-9)
         self._rate = rate if self._rate is None else 0.9 * self._rate + 0.1 * rate
         eta = (total - step) * float(event["batch"]) / self._rate
-        line = f"{self._prefix}: step {step}/{total}  {self._rate:.1f} samples/s  ETA {_eta(eta)}"
+        line = (
+            f"{self._prefix}: step {step}/{total}  {self._rate:.1f} samples/s  ETA {_eta(eta)}"
+            f"  run ETA {_eta(self.run_eta(eta))}"
+        )
         if self.live:
             self._write(line)
         elif step == total or step / total >= self._last_plain + 0.1:  # every 10% in logs
@@ -60,7 +78,8 @@ class ProgressDisplay:
             self._write(line)
 
     def scenario_done(self, result: ScenarioResult) -> None:
-        took = _eta(time.monotonic() - self._started)
+        self._durations.append(time.monotonic() - self._started)
+        took = _eta(self._durations[-1])
         if result.status is Status.OK and result.metrics is not None:
             t = result.metrics.throughput
             detail = f"ok, {t.samples_per_s:.1f} samples/s"

@@ -7,6 +7,7 @@ out-of-memory kill or a hang from taking the other scenarios down with it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from adrbench.engine.interrupt import (
@@ -27,9 +28,23 @@ from adrbench.engine.progress import ProgressDisplay
 from adrbench.engine.scenario import Scenario
 from adrbench.engine.worker import PROGRESS_PREFIX
 from adrbench.errors import ResultsError
-from adrbench.results.record import Failure, FailureKind, ScenarioResult, from_data
+from adrbench.results.record import (
+    Failure,
+    FailureKind,
+    ScenarioResult,
+    Scores,
+    Status,
+    from_data,
+    to_data,
+)
 
-__all__ = ["STDERR_TAIL_CHARS", "run_isolated", "run_scenarios"]
+__all__ = [
+    "STDERR_TAIL_CHARS",
+    "combine_repetitions",
+    "run_isolated",
+    "run_scenarios",
+    "zero_shot_key",
+]
 
 STDERR_TAIL_CHARS = 4000
 _OOM_MARKERS = ("MemoryError", "OutOfMemoryError", "out of memory", "Cannot allocate memory")
@@ -58,6 +73,23 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def zero_shot_key(scenario: Scenario) -> tuple[object, ...]:
+    """What the zero-shot ("before") scores depend on: the untrained model as evaluated and the
+    evaluation data. Not the seed (the evaluation subset is fixed), and not full vs LoRA: LoRA's
+    B matrices start at zero, so the untrained LoRA model computes the base model's function
+    exactly (the committed full-profile run has bit-identical before scores for full, lora and
+    full_cosent). QLoRA's 4-bit base is a different model, so it keys separately."""
+    return (
+        scenario.model,
+        scenario.method == "qlora",
+        scenario.dtype,
+        scenario.device,
+        scenario.max_seq_length,
+        scenario.eval_pairs,
+        scenario.allow_cpu_qlora,
+    )
+
+
 def run_isolated(
     scenario: Scenario,
     *,
@@ -65,8 +97,12 @@ def run_isolated(
     display: ProgressDisplay | None = None,
     python: str = sys.executable,
     worker: Sequence[str] = ("-m", "adrbench.engine.worker"),
+    before: Mapping[str, Scores] | None = None,
 ) -> ScenarioResult:
-    """Run one scenario in a child process (``python worker... SCENARIO RESULT``)."""
+    """Run one scenario in a child process (``python worker... SCENARIO RESULT``).
+
+    ``before``: zero-shot scores measured earlier in this run to reuse (see :func:`zero_shot_key`).
+    """
     with tempfile.TemporaryDirectory(prefix="adrbench-") as tmp:
         scenario_path = Path(tmp) / "scenario.json"
         result_path = Path(tmp) / "result.json"
@@ -75,6 +111,10 @@ def run_isolated(
         command = [python, *worker, str(scenario_path), str(result_path)]
         if data_dir is not None:
             command += ["--data-dir", str(data_dir)]
+        if before is not None:
+            before_path = Path(tmp) / "before.json"
+            before_path.write_text(json.dumps(to_data(before)), encoding="utf-8")
+            command += ["--before", str(before_path)]
         # The worker watches this pid and ends itself if the runner dies (engine/interrupt.py).
         env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}
         with stderr_path.open("w", encoding="utf-8") as stderr:
@@ -142,30 +182,87 @@ def run_isolated(
         )
 
 
+def combine_repetitions(
+    scenario: Scenario, repetitions: Sequence[ScenarioResult]
+) -> ScenarioResult:
+    """One scenario's result from its repetitions' results (in seed order).
+
+    A single repetition is returned as it is. Otherwise the result carries every repetition, the
+    :func:`~adrbench.results.metrics.summarize` aggregate, the first repetition's fingerprint, and
+    the first repetition's outcome (or the first failure, so a repetition that failed is never
+    hidden behind the others).
+    """
+    if len(repetitions) == 1:
+        return repetitions[0]
+    from adrbench.results.metrics import summarize
+
+    failed = [r for r in repetitions if r.status is Status.FAILED]
+    head = failed[0] if failed else repetitions[0]
+    return dataclasses.replace(
+        head,
+        name=scenario.name,
+        # Always the first repetition's: the scenario's identity for the gate, whichever
+        # repetition's outcome is shown (a baseline is keyed by it).
+        fingerprint=repetitions[0].fingerprint,
+        scenario=scenario,
+        repetitions=tuple(repetitions),
+        aggregate=summarize(repetitions),
+    )
+
+
 def run_scenarios(
     scenarios: Sequence[Scenario],
     *,
     data_dir: Path | None = None,
     display: ProgressDisplay | None = None,
 ) -> tuple[ScenarioResult, ...]:
-    """Run each scenario in turn. On Ctrl-C, SIGTERM or SIGHUP (when the caller runs this inside
+    """Run each repetition of each scenario in its own process, in turn.
+
+    On Ctrl-C, SIGTERM or SIGHUP (when the caller runs this inside
     :func:`adrbench.engine.interrupt.interruptible`) the running child's process group is killed
-    and it and every scenario not yet run are recorded ``failed/canceled``, so the caller can still
-    write what was measured.
+    and it and every repetition not yet run are recorded ``failed/canceled``, so the caller can
+    still write what was measured.
     """
+    plan = [(s, [s.repetition(seed) for seed in s.repetition_seeds()]) for s in scenarios]
+    total = sum(len(reps) for _, reps in plan)
+    zero_shot: dict[tuple[object, ...], Mapping[str, Scores]] = {}
     results: list[ScenarioResult] = []
+    done: list[ScenarioResult] = []  # the repetitions of the scenario being run
+    index = 0
     try:
-        for index, scenario in enumerate(scenarios, start=1):
-            if display is not None:
-                display.scenario_started(index, len(scenarios), scenario.name)
-            result = run_isolated(scenario, data_dir=data_dir, display=display)
-            results.append(result)
-            if display is not None:
-                display.scenario_done(result)
+        for scenario, reps in plan:
+            done = []
+            for rep in reps:
+                index += 1
+                label = scenario.name if len(reps) == 1 else f"{scenario.name} (seed {rep.seed})"
+                if display is not None:
+                    display.scenario_started(index, total, label)
+                key = zero_shot_key(rep)
+                result = run_isolated(
+                    rep, data_dir=data_dir, display=display, before=zero_shot.get(key)
+                )
+                done.append(result)
+                if display is not None:
+                    display.scenario_done(result)
+                if result.metrics is not None and result.metrics.before is not None:
+                    zero_shot.setdefault(key, result.metrics.before)
+                if result.status is Status.SKIPPED:
+                    # A skip depends on the machine (no CUDA, no device), never on the seed: the
+                    # other repetitions would skip the same way, so they are not started.
+                    index += len(reps) - len(done)
+                    break
+            results.append(combine_repetitions(scenario, done))
+            done = []
     except KeyboardInterrupt as interrupt:
         how = interrupt.name if isinstance(interrupt, Interrupted) else "SIGINT"
         why = "Ctrl-C" if how == "SIGINT" else how
         message = f"interrupted ({why}) before this scenario finished"
-        for pending in scenarios[len(results) :]:
+        current, current_reps = plan[len(results)]
+        done += [
+            _failure(rep, FailureKind.CANCELED, "Interrupted", message, "")
+            for rep in current_reps[len(done) :]
+        ]
+        results.append(combine_repetitions(current, done))
+        for pending, _reps in plan[len(results) :]:
             results.append(_failure(pending, FailureKind.CANCELED, "Interrupted", message, ""))
     return tuple(results)

@@ -137,7 +137,18 @@ class Scenario:
     max_seq_length: int | None = field(
         default=None, metadata={"help": "Truncate inputs to N tokens (None = model default)."}
     )
-    seed: int = 42
+    seed: int = field(default=42, metadata={"help": "Seed of the first (or only) repetition."})
+    repeats: int = field(
+        default=1,
+        metadata={
+            "help": "Repetitions, each a fresh process with its own seed: seed, seed+1, ... "
+            "(ignored when seeds is given). Not part of the fingerprint."
+        },
+    )
+    seeds: tuple[int, ...] | None = field(
+        default=None,
+        metadata={"help": "Explicit seeds, one repetition each (overrides seed and repeats)."},
+    )
     device: DeviceName = "auto"
     dtype: DTypeName = field(
         default="float32", metadata={"help": "float32, or autocast to bfloat16 / float16."}
@@ -190,6 +201,24 @@ class Scenario:
         where = f"scenario {self.name!r}"
         if not isinstance(self.name, str) or not self.name.strip():
             raise ScenarioError(f"scenario name {self.name!r} must be a non-empty string")
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ScenarioError(f"{where}: repeats={self.repeats!r} must be an integer >= 1")
+        if self.seeds is not None:
+            seeds = self.seeds
+            if (
+                not seeds
+                or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+                or len(set(seeds)) != len(seeds)
+            ):
+                raise ScenarioError(
+                    f"{where}: seeds={list(seeds)!r} must be a non-empty list of distinct "
+                    "integers, e.g. [42, 43, 44]"
+                )
+            if self.repeats not in (1, len(seeds)):
+                raise ScenarioError(
+                    f"{where}: repeats={self.repeats!r} disagrees with seeds={list(seeds)!r}; "
+                    "give one of them"
+                )
         _choice(where, "method", self.method, get_args(MethodName))
         _choice(where, "optimizer", self.optimizer, get_args(OptimizerName))
         _choice(where, "device", self.device, get_args(DeviceName))
@@ -240,6 +269,8 @@ class Scenario:
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ScenarioError(f"{source}: unknown scenario field {key!r}{hint}")
         values = dict(data)
+        if isinstance(values.get("seeds"), list):
+            values["seeds"] = tuple(values["seeds"])
         lora = values.get("lora")
         if isinstance(lora, Mapping):
             lora_known = {f.name for f in dataclasses.fields(LoraSettings)}
@@ -267,7 +298,21 @@ class Scenario:
         """Plain JSON-ready data; ``Scenario.from_mapping(s.to_mapping()) == s``."""
         data = dataclasses.asdict(self)
         data["lora"]["target_modules"] = list(self.lora.target_modules)
+        if self.seeds is not None:
+            data["seeds"] = list(self.seeds)
         return data
+
+    def repetition_seeds(self) -> tuple[int, ...]:
+        """The seed of each repetition: ``seeds``, else ``seed, seed + 1, ...`` (``repeats``)."""
+        if self.seeds is not None:
+            return self.seeds
+        return tuple(self.seed + i for i in range(self.repeats))
+
+    def repetition(self, seed: int) -> Scenario:
+        """The single-process scenario one repetition runs: this one with ``seed`` and no
+        repeats. Its fingerprint is that of a one-repetition scenario with this seed, so a
+        repetition is comparable with the same scenario run once (the gate's baselines)."""
+        return dataclasses.replace(self, seed=seed, repeats=1, seeds=None)
 
     def fingerprint(self) -> str:
         """Hash of everything that changes what is measured.
@@ -277,10 +322,11 @@ class Scenario:
         stand in for a code change, which is exactly what the gate must compare across. A local
         model enters by its portable name (``/tmp/model`` as ``model``), never by its location.
         The speed levers count only when set, so scenarios recorded before they existed keep
-        their hash.
+        their hash. ``repeats`` and ``seeds`` say how often to measure, not what one repetition
+        measures (each repetition's own ``seed`` is in its fingerprint), so they are left out too.
         """
         data = self.to_mapping()
-        for name in ("timeout_s", "ballast_mb", "extra_step_work"):
+        for name in ("timeout_s", "ballast_mb", "extra_step_work", "repeats", "seeds"):
             data.pop(name)
         # Where a local model lies on disk is not what is measured (adrbench.paths).
         data["model"] = portable_name(self.model)

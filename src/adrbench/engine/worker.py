@@ -15,7 +15,7 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,15 +87,35 @@ def _failed(scenario: Scenario, error: BaseException) -> ScenarioResult:
 
 
 def run_scenario(
-    scenario: Scenario, *, data_dir: Path | None = None, progress: Progress = _print_progress
+    scenario: Scenario,
+    *,
+    data_dir: Path | None = None,
+    progress: Progress = _print_progress,
+    before: Mapping[str, Scores] | None = None,
 ) -> ScenarioResult:
+    """Measure one scenario.
+
+    Args:
+        scenario: What to run.
+        data_dir: STS-B directory (default: see :func:`adrbench.engine.data.load_stsb`).
+        progress: Receives progress events.
+        before: Zero-shot scores already measured in this run for the same untrained model and
+            evaluation data (see :func:`adrbench.engine.runner.zero_shot_key`); they are reused
+            instead of evaluating again, so ``evaluate_s`` is then the after-training evaluation
+            alone.
+    """
     try:
-        return _measure(scenario, data_dir, progress)
+        return _measure(scenario, data_dir, progress, before)
     except Exception as error:
         return _failed(scenario, error)
 
 
-def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> ScenarioResult:
+def _measure(
+    scenario: Scenario,
+    data_dir: Path | None,
+    progress: Progress,
+    known_before: Mapping[str, Scores] | None = None,
+) -> ScenarioResult:
     probe = devices.probe_devices()
     method = get_method(scenario.method)
     skip = method.requirement(scenario, probe)
@@ -138,7 +158,9 @@ def _measure(scenario: Scenario, data_dir: Path | None, progress: Progress) -> S
         }
 
     start = time.perf_counter()
-    before = evaluate_all() if scenario.evaluate_before else None
+    before: Mapping[str, Scores] | None = None
+    if scenario.evaluate_before:
+        before = dict(known_before) if known_before is not None else evaluate_all()
     evaluate_s = time.perf_counter() - start
 
     total_parameters, trainable_parameters = measure.count_parameters(model)
@@ -231,9 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenario", type=Path, help="scenario JSON (Scenario.to_mapping)")
     parser.add_argument("result", type=Path, help="where to write the ScenarioResult JSON")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--before", type=Path, default=None, help="zero-shot scores JSON to reuse (split -> Scores)"
+    )
     args = parser.parse_args(argv)
     scenario = from_data(Scenario, json.loads(args.scenario.read_text()), source=str(args.scenario))
-    result = run_scenario(scenario, data_dir=args.data_dir)
+    before = None
+    if args.before is not None:
+        before = from_data(
+            dict[str, Scores],
+            json.loads(args.before.read_text()),
+            source=str(args.before),
+        )
+    result = run_scenario(scenario, data_dir=args.data_dir, before=before)
     if result.failure is not None:
         print(result.failure.stderr_tail, file=sys.stderr)
     args.result.write_text(json.dumps(to_data(result)), encoding="utf-8")

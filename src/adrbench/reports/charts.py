@@ -12,7 +12,6 @@ One figure per chart; environments are side by side (grouped bars, or one marker
 from __future__ import annotations
 
 import io
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from adrbench.results.record import (
     ScenarioResult,
     Status,
 )
+from adrbench.stats import estimate
 
 __all__ = [
     "CHART_KINDS",
@@ -116,19 +116,22 @@ def _bars(
         for name in scenarios:
             result = _find(run, name)
             metrics = result.metrics if result is not None else None
-            if metrics is None:
+            if result is None or metrics is None:
                 heights.append(0.0)
                 errors.append(0.0)
-            elif value == "throughput":
-                t = metrics.throughput
-                rates = [s / d for s, d in zip(t.step_samples, t.step_times_s, strict=True) if d]
-                heights.append(t.samples_per_s)
-                errors.append(statistics.stdev(rates) if len(rates) > 1 else 0.0)
+                continue
+            # One value per ok repetition (process); the whisker is the 95% t-interval of their
+            # mean, and there is none with one repetition (its spread is not measured).
+            reps = [r.metrics for r in result.samples() if r.status is Status.OK and r.metrics]
+            if value == "throughput":
+                values = [m.throughput.samples_per_s for m in reps]
             else:
-                reading = memory_reading(metrics.memory)
-                heights.append(reading.bytes / 2**20)
-                errors.append(0.0)
-                sources.add(reading.source)
+                readings = [memory_reading(m.memory) for m in reps]
+                values = [reading.bytes / 2**20 for reading in readings]
+                sources.update(reading.source for reading in readings)
+            e = estimate(list(enumerate(values)))
+            heights.append(e.mean)
+            errors.append(e.half_width)
         label = _label(run)
         if sources:
             label += f" ({', '.join(sorted(sources))})"
@@ -136,7 +139,7 @@ def _bars(
             offsets,
             heights,
             width,
-            yerr=errors if value == "throughput" else None,
+            yerr=errors if any(errors) else None,
             capsize=3,
             label=label,
         )
@@ -157,10 +160,10 @@ def _bars(
     axes.set_xlim(-0.6, max(len(scenarios), 3) - 0.4)  # one or two scenarios: no slab-wide bars
     axes.set_ylim(0.0, top * 1.15 if top > 0 else 1.0)
     if value == "throughput":
-        axes.set_ylabel("samples/s (error bar: stdev of per-step rates)")
+        axes.set_ylabel("samples/s (whisker: 95% CI of the mean over repetitions)")
         axes.set_title("Training throughput per method")
     else:
-        axes.set_ylabel("peak memory (MiB)")
+        axes.set_ylabel("peak memory (MiB; whisker: 95% CI over repetitions)")
         axes.set_title("Peak memory per method")
     axes.grid(axis="y", color="#dddddd", linewidth=0.6)
     axes.set_axisbelow(True)
@@ -175,12 +178,21 @@ def _pareto(figure: Figure, runs: Sequence[RunRecord], scenarios: Sequence[str])
         sources: set[str] = set()
         for name in scenarios:
             result = _find(run, name)
-            metrics = result.metrics if result is not None else None
-            if metrics is None or "test" not in metrics.after:
+            if result is None or result.metrics is None:
                 continue
-            reading = memory_reading(metrics.memory)
-            sources.add(reading.source)
-            points.append((reading.bytes / 2**20, metrics.after["test"].spearman, name))
+            # The mean over the ok repetitions that have a test score (one point per scenario).
+            reps = [
+                r.metrics
+                for r in result.samples()
+                if r.status is Status.OK and r.metrics is not None and "test" in r.metrics.after
+            ]
+            if not reps:
+                continue
+            readings = [memory_reading(m.memory) for m in reps]
+            sources.update(reading.source for reading in readings)
+            memory = sum(reading.bytes for reading in readings) / len(readings) / 2**20
+            score = sum(m.after["test"].spearman for m in reps) / len(reps)
+            points.append((memory, score, name))
         if not points:
             continue
         plotted = True
@@ -231,8 +243,9 @@ def render_chart(
     """One chart as SVG (or PNG, for looking at it), the same bytes for the same inputs.
 
     Args:
-        kind: ``throughput`` (samples/s per scenario, stdev error bars), ``memory`` (peak memory
-            per scenario, from the counter :func:`memory_reading` picks) or ``pareto`` (peak
+        kind: ``throughput`` (mean samples/s per scenario over its repetitions, whiskers the 95%
+            t-interval of that mean; none at n = 1), ``memory`` (peak memory per scenario, from
+            the counter :func:`memory_reading` picks, likewise) or ``pareto`` (peak
             memory against STS-B test Spearman).
         runs: One run per environment, shown side by side.
         scenarios: The scenario names, in order; skipped and failed ones are labelled on the

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from adrbench.results.record import (
     Status,
 )
 from adrbench.results.store import latest_per_environment, run_path
+from adrbench.stats import Estimate, estimate
 from adrbench.units import format_bytes, format_count
 
 if TYPE_CHECKING:  # charts import matplotlib; only `adrbench report` draws them
@@ -143,11 +143,12 @@ def _plural(count: int, singular: str, plural: str | None = None) -> str:
 
 def verdict_line(adr: AdrVerdicts) -> str:
     """The one-line summary, e.g. ``"Holds — 0 triggers fired, 0 claims failed, 0 premises stale,
-    0 unknown"``.
+    0 inconclusive, 0 unknown"``.
 
     The headline is ``Revisit`` when anything needs attention (a trigger fired, a claim failed, a
-    premise went stale), ``Unconfirmed`` when nothing does but some verdicts are unknown (unknown
-    is never shown as fine), ``Holds`` when every verdict was decided and none needs attention.
+    premise went stale), ``Unconfirmed`` when nothing does but some verdicts are inconclusive or
+    unknown (neither is ever shown as fine), ``Holds`` when every verdict was decided and none
+    needs attention.
 
     Args:
         adr: The ADR's verdicts.
@@ -157,9 +158,10 @@ def verdict_line(adr: AdrVerdicts) -> str:
     failed = sum(1 for v in adr.verdicts if v.kind is Kind.CLAIM and v.outcome is Outcome.FAILS)
     stale = sum(1 for v in adr.verdicts if v.kind is Kind.PREMISE and v.outcome is Outcome.STALE)
     unknown = outcomes.count(Outcome.UNKNOWN)
+    inconclusive = outcomes.count(Outcome.INCONCLUSIVE)
     if adr.needs_attention:
         headline = "Revisit"
-    elif unknown:
+    elif unknown or inconclusive:
         headline = "Unconfirmed"
     elif not outcomes:
         headline = "Not checked (no claims, triggers or premises)"
@@ -170,6 +172,7 @@ def verdict_line(adr: AdrVerdicts) -> str:
             f"{_plural(fired, 'trigger')} fired",
             f"{_plural(failed, 'claim')} failed",
             f"{_plural(stale, 'premise')} stale",
+            f"{inconclusive} inconclusive",
             f"{unknown} unknown",
         ]
     )
@@ -208,6 +211,8 @@ def format_value(name: str, value: object) -> str:
         return "missing"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Estimate):
+        return format_estimate(name, value)
     if isinstance(value, int | float):
         last = name.rsplit(".", 1)[-1]
         spec = METRICS.get(last)
@@ -228,6 +233,38 @@ def format_value(name: str, value: object) -> str:
     if isinstance(value, Sequence):
         return "[" + ", ".join(format_value(name, v) for v in value) + "]"
     return str(value)
+
+
+def format_estimate(name: str, value: Estimate) -> str:
+    """``mean ± 95% CI half-width (n=N)``; an estimate of zero width shows its value and n."""
+    if value.exact:
+        return f"{format_value(name, value.mean)} (n={value.n})"
+    return (
+        f"{format_value(name, value.mean)} ± {format_value(name, value.half_width)} (n={value.n})"
+    )
+
+
+def _unit_name(text: str) -> str:
+    """The last fact name in an expression's text, whose unit formats the whole quantity."""
+    names = [n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", text) if "." in n]
+    return names[-1] if names else text
+
+
+def format_interval(name: str, value: Estimate) -> str:
+    """``mean [low, high] (n=N, method)``: the 95% interval that decided a verdict."""
+    name = _unit_name(name)
+    low, high = format_value(name, value.low), format_value(name, value.high)
+    mean = format_value(name, value.mean)
+    return f"{mean} [{low}, {high}] (n={value.n}, {value.method})"
+
+
+def resolve_note(verdict: Verdict) -> str:
+    """For an inconclusive verdict: about how many repetitions would resolve it."""
+    name = _unit_name(list(verdict.intervals)[-1]) if verdict.intervals else ""
+    gap = format_value(name, verdict.gap) if verdict.gap is not None else "the"
+    if verdict.resolve is None:
+        return f"no number of repetitions would resolve a gap of {gap}"
+    return f"about {verdict.resolve} repetitions would resolve a gap of {gap}"
 
 
 def _seconds(value: float) -> str:
@@ -263,24 +300,43 @@ def _status_cell(result: ScenarioResult | None) -> str:
     return "ok"
 
 
-def _samples_cell(metrics: Metrics) -> str:
-    """Samples/s over all timed steps, ± the standard deviation of the per-step rates."""
-    t = metrics.throughput
-    rates = [s / d for s, d in zip(t.step_samples, t.step_times_s, strict=True) if d > 0]
-    if len(rates) < 2:
-        return f"{t.samples_per_s:.1f} (n={len(rates)})"
-    return f"{t.samples_per_s:.1f} ± {statistics.stdev(rates):.1f} (n={len(rates)})"
+def _repetition_values(result: ScenarioResult, metric: str) -> list[tuple[int, float]]:
+    """``(seed, value)`` of ``metric`` in every ok repetition that measured it."""
+    values = []
+    for rep in result.samples():
+        if rep.status is Status.OK and rep.metrics is not None:
+            flat = flatten_metrics(rep.metrics)
+            if metric in flat:
+                values.append((rep.scenario.seed, flat[metric]))
+    return values
 
 
-def _spearman_cell(metrics: Metrics, split: str) -> str:
-    after = metrics.after.get(split)
-    before = (metrics.before or {}).get(split)
+def _measured_cell(result: ScenarioResult, metric: str, fmt: Callable[[float], str]) -> str | None:
+    """``mean ± 95% CI half-width (n=N)`` across repetitions (Student t); ``value (n=1)`` for
+    one repetition, whose spread this run cannot show."""
+    values = _repetition_values(result, metric)
+    if not values:
+        return None
+    if len(values) == 1:
+        return f"{fmt(values[0][1])} (n=1)"
+    e = estimate(values)
+    return f"{fmt(e.mean)} ± {fmt(e.half_width)} (n={e.n})"
+
+
+def _repetitions_cell(result: ScenarioResult) -> str:
+    seeds = [str(rep.scenario.seed) for rep in result.samples()]
+    return f"{len(seeds)} (seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)})"
+
+
+def _spearman_cell(result: ScenarioResult, split: str) -> str | None:
+    after = _measured_cell(result, f"{split}_spearman", lambda v: f"{v:.3f}")
     if after is None:
-        return _NOT_MEASURED
+        return None
+    metrics = result.metrics
+    before = (metrics.before or {}).get(split) if metrics is not None else None
     if before is None:  # evaluate_before was off: no zero-shot score
-        return f"{_NOT_MEASURED} → {after.spearman:.3f}"
-    delta = after.spearman - before.spearman
-    return f"{before.spearman:.3f} → {after.spearman:.3f} ({delta:+.3f})"
+        return f"{_NOT_MEASURED} → {after}"
+    return f"{before.spearman:.3f} → {after}"
 
 
 def _splits(results: Iterable[ScenarioResult | None]) -> list[str]:
@@ -361,30 +417,53 @@ def _scenario_table(name: str, runs: Sequence[EvidenceRun]) -> str:
         if any(c is not None for c in cells):  # a row nobody measured says nothing
             rows.append([label, *(_cell(c) if c is not None else _NOT_MEASURED for c in cells)])
 
+    def measured(label: str, cell: Callable[[ScenarioResult], str | None]) -> None:
+        cells = [cell(r) if r is not None and r.metrics is not None else None for r in results]
+        if any(c is not None for c in cells):
+            rows.append([label, *(_cell(c) if c is not None else _NOT_MEASURED for c in cells)])
+
+    measured("Repetitions", _repetitions_cell)
     add("Trainable / total parameters", _params_cell)
-    add("Samples/s (± stdev of per-step rates)", _samples_cell)
-    add("Real tokens/s", lambda m: f"{m.throughput.real_tokens_per_s:.0f}")
-    add("Training FLOP/s on padded tokens (of peak)", functools.partial(_flops_cell, real=False))
-    add("Training FLOP/s on real tokens (of peak)", functools.partial(_flops_cell, real=True))
+    measured(
+        "Samples/s (mean ± 95% CI, n repetitions)",
+        functools.partial(_measured_cell, metric="samples_per_s", fmt=lambda v: f"{v:.1f}"),
+    )
+    measured(
+        "Real tokens/s",
+        functools.partial(_measured_cell, metric="real_tokens_per_s", fmt=lambda v: f"{v:.0f}"),
+    )
+    add(
+        "Training FLOP/s on padded tokens (of peak, first repetition)",
+        functools.partial(_flops_cell, real=False),
+    )
+    add(
+        "Training FLOP/s on real tokens (of peak, first repetition)",
+        functools.partial(_flops_cell, real=True),
+    )
     add(
         "Matmul peak FLOP/s (scenario dtype, in-process)",
         lambda m: _gflops(m.compute.matmul_peak_flops_per_s),
     )
-    add("Peak memory (device's principal counter)", _principal_memory_cell)
+    measured("Peak memory (device's principal counter)", _principal_memory_cell)
     for label, field in _MEMORY_ROWS:
-        add(label, functools.partial(_memory_cell, field=field))
+        measured(label, functools.partial(_measured_cell, metric=field, fmt=format_bytes))
     for split in _splits(results):
-        add(
-            f"STS-B {split} Spearman before → after", functools.partial(_spearman_cell, split=split)
+        measured(
+            f"STS-B {split} Spearman before → after",
+            functools.partial(_spearman_cell, split=split),
         )
-    add("Wall time", _wall_cell)
+    add("Wall time (first repetition)", _wall_cell)
     headers = ["", *(_cell(environment_label(r.run.environment)) for r in runs)]
     return _table(rows, headers)
 
 
-def _principal_memory_cell(m: Metrics) -> str:
-    label = MEMORY_SOURCE_LABELS.get(m.memory.peak_memory_source, m.memory.peak_memory_source)
-    return f"{format_bytes(m.memory.peak_memory_bytes)} ({label})"
+def _principal_memory_cell(result: ScenarioResult) -> str | None:
+    """Mean ± 95% CI of the principal counter across repetitions, and which counter it is."""
+    cell = _measured_cell(result, "peak_memory_bytes", format_bytes)
+    if cell is None or result.metrics is None:
+        return None
+    source = result.metrics.memory.peak_memory_source
+    return f"{cell} ({MEMORY_SOURCE_LABELS.get(source, source)})"
 
 
 def _flops_cell(m: Metrics, *, real: bool) -> str:
@@ -397,11 +476,6 @@ def _flops_cell(m: Metrics, *, real: bool) -> str:
 
 def _gflops(value: float) -> str:
     return f"{value / 1e9:.1f} GFLOP/s"
-
-
-def _memory_cell(m: Metrics, field: str) -> str | None:
-    value: int | None = getattr(m.memory, field)
-    return None if value is None else format_bytes(value)
 
 
 def _environment_table(runs: Sequence[EvidenceRun]) -> str:
@@ -467,13 +541,22 @@ _OUTCOME_CELL: Mapping[Outcome, str] = {
     Outcome.FAILS: "**fails**",
     Outcome.STALE: "**stale**",
     Outcome.UNKNOWN: "**unknown**",
+    Outcome.INCONCLUSIVE: "**inconclusive**",
 }
 
 
 def _values_cell(verdict: Verdict) -> str:
-    return ", ".join(
+    shown = [
         f"{name} = {format_value(name, verdict.values[name])}" for name in sorted(verdict.values)
-    )
+    ]
+    shown += [
+        f"{text} = {format_interval(text, e)}"
+        for text, e in verdict.intervals.items()
+        if text not in verdict.values
+    ]
+    if verdict.outcome is Outcome.INCONCLUSIVE:
+        shown.append(resolve_note(verdict))
+    return ", ".join(shown)
 
 
 def _verdict_cell(verdict: Verdict) -> str:
@@ -513,7 +596,8 @@ def combine_verdicts(per_run: Sequence[AdrVerdicts]) -> AdrVerdicts:
         candidates = [adr.verdicts[index] for adr in per_run]
         pressing = [v for v in candidates if v.outcome.needs_attention]
         unknown = [v for v in candidates if v.outcome is Outcome.UNKNOWN]
-        combined.append((pressing or unknown or [verdict])[0])
+        unsure = [v for v in candidates if v.outcome is Outcome.INCONCLUSIVE]
+        combined.append((pressing or unknown or unsure or [verdict])[0])
     first = per_run[0]
     return AdrVerdicts(
         number=first.number,

@@ -7,13 +7,14 @@ metric has one name, one unit and one "better" direction everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from adrbench.results.record import Metrics
+from adrbench.results.record import Metrics, MetricSummary, ScenarioResult, Status
+from adrbench.stats import estimate
 
-__all__ = ["METRICS", "MetricSpec", "flatten_metrics"]
+__all__ = ["METRICS", "MetricSpec", "flatten_metrics", "process_noise_sd", "summarize"]
 
 Unit = Literal["count", "samples/s", "tokens/s", "bytes", "s", "ratio", "FLOP/s", "loss"]
 
@@ -135,3 +136,83 @@ def flatten_metrics(metrics: Metrics) -> dict[str, float]:
             flat[f"{split}_spearman{when}"] = s.spearman
             flat[f"{split}_pearson{when}"] = s.pearson
     return {k: float(v) for k, v in flat.items() if v is not None and k in METRICS}
+
+
+# The measured spread of one repetition, used as the interval of a metric measured once (n = 1),
+# where the run itself cannot show its spread. Sources, all in the README: step time / samples/s
+# between fresh processes ~2% (CV) at 1 thread (bench/gate_noise.md) and up to 9% at 2 threads
+# (three quiet quick runs); peak RSS ~100 MB between fresh environments; STS-B Spearman / Pearson
+# after fine-tuning move by about a point (0.01) with the seed (Reimers & Gurevych 2017, Dodge et
+# al. 2020). Metrics not listed (parameter counts, steps, zero-shot scores, CUDA counters) are
+# deterministic for a given scenario and are taken as exact at n = 1.
+_SPEED = frozenset(
+    {
+        "samples_per_s",
+        "real_tokens_per_s",
+        "padded_tokens_per_s",
+        "step_time_s",
+        "train_flops_per_s",
+        "fraction_of_peak",
+        "train_s",
+        "load_s",
+        "evaluate_s",
+    }
+)
+_RSS = frozenset(
+    {
+        "rss_before_train_bytes",
+        "peak_rss_bytes",
+        "train_peak_rss_bytes",
+        "train_rss_increase_bytes",
+        # the device's principal counter when it is an RSS (a CPU); on CUDA it is the allocator
+        # peak, exact like the other CUDA counters (see process_noise_sd)
+        "peak_memory_bytes",
+    }
+)
+_SEEDED_SCORES = frozenset({"dev_spearman", "dev_pearson", "test_spearman", "test_pearson"})
+SPEED_CV_ONE_THREAD = 0.02
+SPEED_CV_MORE_THREADS = 0.09
+RSS_SD_BYTES = 100e6
+SCORE_SEED_SD = 0.01
+
+
+def process_noise_sd(
+    metric: str, value: float, threads: int | None, peak_memory_source: str | None = None
+) -> float | None:
+    """The standard deviation of one repetition of ``metric`` known from earlier measurements,
+    or None for a metric that is exact for its scenario (see the table above).
+
+    Args:
+        metric: A name of :data:`METRICS`.
+        value: The measured value (speed noise is relative to it).
+        threads: The scenario's torch threads (None: the torch default, i.e. several).
+        peak_memory_source: What ``peak_memory_bytes`` counts. The CUDA allocator's peak is the
+            same for the same scenario and seed (the other CUDA counters are exact here too),
+            so only an RSS-based principal counter gets the RSS noise.
+    """
+    if metric in _SPEED:
+        return abs(value) * (SPEED_CV_ONE_THREAD if threads == 1 else SPEED_CV_MORE_THREADS)
+    if metric == "peak_memory_bytes" and not (peak_memory_source or "").endswith("_rss"):
+        return None
+    if metric in _RSS:
+        return RSS_SD_BYTES
+    if metric in _SEEDED_SCORES:
+        return SCORE_SEED_SD
+    return None
+
+
+def summarize(repetitions: Sequence[ScenarioResult]) -> dict[str, MetricSummary]:
+    """Mean, SD and 95% t-interval of every metric across the ok repetitions (two or more)."""
+    flats = [
+        (r.scenario.seed, flatten_metrics(r.metrics))
+        for r in repetitions
+        if r.status is Status.OK and r.metrics is not None
+    ]
+    if len(flats) < 2:
+        return {}
+    summary: dict[str, MetricSummary] = {}
+    for metric in METRICS:
+        if all(metric in flat for _, flat in flats):
+            e = estimate([(seed, flat[metric]) for seed, flat in flats])
+            summary[metric] = MetricSummary(e.mean, e.sd, e.n, e.low, e.high)
+    return summary

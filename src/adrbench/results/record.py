@@ -34,6 +34,7 @@ __all__ = [
     "FailureKind",
     "GitInfo",
     "Memory",
+    "MetricSummary",
     "Metrics",
     "ModelInfo",
     "Phases",
@@ -51,7 +52,7 @@ __all__ = [
     "to_data",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Status(enum.StrEnum):
@@ -238,8 +239,36 @@ class Metrics:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricSummary:
+    """One metric across the ok repetitions of a scenario (a convenience for readers of the file;
+    ``adrbench check`` recomputes it from the repetitions, pairing by seed).
+
+    Args:
+        mean: Mean across repetitions.
+        sd: Sample standard deviation across repetitions (n - 1 in the denominator).
+        n: Ok repetitions.
+        ci_low: Lower end of the 95% Student-t interval of the mean.
+        ci_high: Upper end.
+    """
+
+    mean: float
+    sd: float
+    n: int
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True, slots=True)
 class ScenarioResult:
-    """The outcome of one scenario: exactly one of metrics / skip / failure is set."""
+    """The outcome of one scenario: exactly one of metrics / skip / failure is set.
+
+    A scenario with several repetitions (``repeats`` / ``seeds``) keeps each repetition's full
+    result, with its own seed and fingerprint, in ``repetitions``; the fields above it are then
+    those of the first repetition (failed when any repetition failed), so a reader of one process
+    (the gate) still sees one, and ``aggregate`` summarises every metric across the ok ones. A
+    one-repetition scenario (and every schema-1 file) has no ``repetitions``: it is its own only
+    repetition (see :meth:`samples`).
+    """
 
     name: str
     fingerprint: str
@@ -248,6 +277,12 @@ class ScenarioResult:
     metrics: Metrics | None = None
     skip: Skip | None = None
     failure: Failure | None = None
+    repetitions: tuple[ScenarioResult, ...] = ()
+    aggregate: Mapping[str, MetricSummary] = dataclasses.field(default_factory=dict)
+
+    def samples(self) -> tuple[ScenarioResult, ...]:
+        """Each repetition's result (this result itself when it is the only one)."""
+        return self.repetitions or (self,)
 
     @classmethod
     def of(
@@ -377,7 +412,7 @@ class RunRecord:
 
     @property
     def any_failed(self) -> bool:
-        return any(r.status is Status.FAILED for r in self.scenarios)
+        return any(rep.status is Status.FAILED for r in self.scenarios for rep in r.samples())
 
 
 # --- JSON ------------------------------------------------------------------------------------
@@ -545,9 +580,24 @@ def update_to_2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def update_to_3(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 3 adds repetitions: every scenario of an older run was one repetition (n = 1), so
+    it gets no ``repetitions`` (it is its own only one) and an empty ``aggregate``."""
+    data = dict(data)
+    data["schema_version"] = 3
+    scenarios = data.get("scenarios")
+    if isinstance(scenarios, list):
+        data["scenarios"] = [
+            {**s, "repetitions": [], "aggregate": {}} if isinstance(s, dict) else s
+            for s in scenarios
+        ]
+    return data
+
+
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     0: update_to_1,
     1: update_to_2,
+    2: update_to_3,
 }
 
 
