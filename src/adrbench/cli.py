@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "import": "Validate runs made on other machines and file them under results/runs/",
     "migrate": "Rewrite results files in the current schema (measurements untouched)",
     "draft": "Write a proposed ADR superseding one whose revisit trigger fired",
+    "estimate": "Estimate peak training memory by component; check it against measured runs",
 }
 _MODULES = {"import": "import_"}  # `import` is a Python keyword
 

@@ -27,12 +27,21 @@ One flat map of dotted names to values, built once per ``adrbench check``:
     estimate of zero width, which compares exactly.
 ``probes.*``
     From :mod:`adrbench.decisions.probes`, which really run on this machine.
+``estimate.*``
+    From :mod:`adrbench.decisions.estimate` (arithmetic, validated by ``bench/memory_scaling.toml``)
+    for a LLaMA-proportioned model of ``model.parameters`` (so ``--what-if model.parameters=7B``
+    moves them too), in the 16-bit regime of :mod:`adrbench.decisions.breakeven` (bf16 weights,
+    autocast, fp32 LoRA r=8 adapters, AdamW, 8 sequences of 32 tokens): ``full_peak_bytes``,
+    ``lora_peak_bytes``, ``qlora_peak_bytes``; and, independent of the model,
+    ``lora_max_parameters_8gb`` / ``qlora_max_parameters_8gb``, the largest model whose peak fits
+    8 GB.
 
 ``--what-if NAME=VALUE`` overrides any fact, e.g. ``model.parameters=7B``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Mapping
@@ -48,6 +57,7 @@ from adrbench.units import parse_quantity
 
 __all__ = [
     "ENV_KEYS",
+    "ESTIMATE_KEYS",
     "MODEL_KEYS",
     "RESULT_KEYS",
     "Facts",
@@ -72,6 +82,13 @@ ENV_KEYS = (
     "fingerprint",
 )
 MODEL_KEYS = ("parameters", "id", "source")
+ESTIMATE_KEYS = (
+    "full_peak_bytes",
+    "lora_peak_bytes",
+    "qlora_peak_bytes",
+    "lora_max_parameters_8gb",
+    "qlora_max_parameters_8gb",
+)
 RESULT_KEYS = ("status", "reason", *METRICS)
 _NO_RUN = "no results yet for this environment; run `adrbench run`"
 _RESULT_NAME = re.compile(r"^results\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)$")
@@ -194,6 +211,8 @@ def _schema_kind(name: str) -> str | None:
     if match and match.group(2) in METRICS:
         return "number"
     if name in ("model.parameters", "env.memory_bytes", "env.cores", "env.torch_threads"):
+        return "number"
+    if name.startswith("estimate."):
         return "number"
     return None
 
@@ -346,6 +365,28 @@ def _probe_values(
     return values, details
 
 
+def estimate_values(parameters: Value | Missing) -> dict[str, Value | Missing]:
+    """``estimate.*`` for a model of ``parameters`` (see the module docstring)."""
+    from adrbench.decisions.breakeven import regime_settings
+    from adrbench.decisions.estimate import estimate, largest_fitting, llama_shape
+
+    values: dict[str, Value | Missing] = {}
+    for method in ("lora", "qlora"):
+        fits = largest_fitting(regime_settings(method, "16-bit"), 8e9)
+        values[f"estimate.{method}_max_parameters_8gb"] = float(fits)
+    for method in ("full", "lora", "qlora"):
+        key = f"estimate.{method}_peak_bytes"
+        if isinstance(parameters, Missing):
+            values[key] = Missing(f"{key}: needs model.parameters ({parameters.reason})")
+        elif isinstance(parameters, bool) or not isinstance(parameters, int | float):
+            values[key] = Missing(f"{key}: model.parameters is not a number")
+        else:
+            arch = llama_shape(parameters)
+            peak = estimate(arch, regime_settings(method, "16-bit")).peak_bytes
+            values[key] = float(peak)
+    return values
+
+
 def build_facts(
     run: RunRecord | None,
     *,
@@ -373,7 +414,16 @@ def build_facts(
     probe_values, details = _probe_values(run_probes() if probes else None)
     values.update(probe_values)
     facts = Facts(values=values, run_id=run.run_id if run else None, probe_details=details)
-    return facts.with_what_if(what_if) if what_if else facts
+    # The estimates follow model.parameters, so overrides of it apply first, those of estimate.*
+    # names after (an unknown estimate.* name is still refused, by with_what_if).
+    what_if = dict(what_if or {})
+    first = {k: v for k, v in what_if.items() if not k.startswith("estimate.")}
+    if first:
+        facts = facts.with_what_if(first)
+    derived = estimate_values(facts.values["model.parameters"])
+    facts = dataclasses.replace(facts, values={**facts.values, **derived})
+    later = {k: v for k, v in what_if.items() if k.startswith("estimate.")}
+    return facts.with_what_if(later) if later else facts
 
 
 def schema_facts() -> Facts:
@@ -381,4 +431,5 @@ def schema_facts() -> Facts:
     why = "not evaluated by lint"
     names = [f"env.{k}" for k in ENV_KEYS] + [f"model.{k}" for k in MODEL_KEYS]
     names += [f"probes.{p}" for p in probe_fact_names()]
+    names += [f"estimate.{k}" for k in ESTIMATE_KEYS]
     return Facts(values={name: Missing(why) for name in names}, missing_results=why)

