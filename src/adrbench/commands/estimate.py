@@ -108,12 +108,10 @@ def load_architecture(spec: str) -> Architecture:
     return Architecture.from_config(path)
 
 
-def _targets(args: argparse.Namespace, arch: Architecture) -> tuple[str, ...]:
+def _targets(args: argparse.Namespace) -> tuple[str, ...] | None:
     if args.lora_targets:
         return tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
-    if arch.family == "llama":
-        return ("q_proj", "k_proj", "v_proj", "o_proj")
-    return ("query", "key", "value", "dense")
+    return None  # the family's usual targets
 
 
 def _fixed(text: str | None) -> int | None:
@@ -136,7 +134,7 @@ def settings_from_args(args: argparse.Namespace, arch: Architecture, method: str
         batch_size=args.batch_size,
         seq_len=args.seq_len,
         lora_r=args.lora_r,
-        lora_targets=_targets(args, arch),
+        lora_targets=_targets(args),
         device=args.device,
         fixed_bytes=_fixed(args.fixed),
     )
@@ -157,7 +155,7 @@ def estimate_data(result: Estimate) -> dict[str, Any]:
             "batch_size": s.batch_size,
             "seq_len": s.seq_len,
             "lora_r": s.lora_r,
-            "lora_targets": list(s.lora_targets),
+            "lora_targets": list(s.lora_targets) if s.lora_targets else None,
             "device": s.device,
         },
         "components_bytes": dict(result.components),
@@ -173,8 +171,9 @@ def _estimate_table(results: list[Estimate]) -> str:
     rows.append(["trainable", *(format_count(r.trainable_parameters) for r in results)])
     first = results[0]
     s = first.settings
+    base = first.parameters - (first.trainable_parameters if s.method != "full" else 0)
     head = (
-        f"{first.architecture}: {format_count(first.parameters - first.trainable_parameters if s.method != 'full' else first.parameters)} "
+        f"{first.architecture}: {format_count(base)} "
         f"parameters; {s.weight_dtype} weights{', 16-bit autocast' if s.autocast else ''}, "
         f"{s.optimizer}, {s.batch_size} sequences x {s.seq_len} tokens, device {s.device}; "
         "peak = fixed + weights + quantization + adapters + optimizer "
@@ -248,7 +247,9 @@ def run(args: argparse.Namespace) -> int:
             print(format_break_even(rows), end="")
         return 0
     if args.shape is None:
-        raise UserError("give a SHAPE (minilm-l6, llama-7b, a config.json), --against or --break-even")
+        raise UserError(
+            "give a SHAPE (minilm-l6, llama-7b, a config.json), --against or --break-even"
+        )
     arch = load_architecture(args.shape)
     methods = _METHODS if args.method == "all" else (args.method,)
     results = [estimate(arch, settings_from_args(args, arch, m)) for m in methods]

@@ -50,7 +50,6 @@ BUDGETS: tuple[tuple[str, float], ...] = (
     ("80 GB", 80e9),
 )
 REGIMES = ("fp32", "16-bit")
-_LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 SUITE_BATCH, SUITE_SEQ = 8, 32
 
 
@@ -65,7 +64,6 @@ def regime_settings(
         autocast=sixteen,
         batch_size=batch_size,
         seq_len=seq_len,
-        lora_targets=_LLAMA_TARGETS,
     )
 
 

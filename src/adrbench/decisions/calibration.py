@@ -155,5 +155,7 @@ def refit(points: Iterable[Point], fixed_bytes: int) -> list[Point]:
     for p in points:
         settings = replace(p.estimate.settings, fixed_bytes=fixed_bytes)
         components = dict(p.estimate.components, fixed=fixed_bytes)
-        out.append(replace(p, estimate=replace(p.estimate, settings=settings, components=components)))
+        out.append(
+            replace(p, estimate=replace(p.estimate, settings=settings, components=components))
+        )
     return out

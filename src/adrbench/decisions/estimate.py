@@ -63,6 +63,7 @@ __all__ = [
     "Settings",
     "estimate",
     "largest_fitting",
+    "llama_family",
     "llama_shape",
     "named_shape",
 ]
@@ -154,7 +155,9 @@ class Architecture:
                 f"{', '.join(NAMED_SHAPES)}"
             ) from None
         except (OSError, ValueError) as error:
-            raise UserError(f"{file}: not a JSON config ({error}); fix or replace the file") from None
+            raise UserError(
+                f"{file}: not a JSON config ({error}); fix or replace the file"
+            ) from None
         if not isinstance(data, dict):
             raise UserError(f"{file}: a config.json holds a JSON object, got {type(data).__name__}")
         return cls.from_mapping(data, source=str(file))
@@ -185,25 +188,25 @@ class Architecture:
                 raise UserError(f"{source}: {name}={value!r} must be a positive integer")
             return value
 
-        common = {
-            "name": Path(source).parent.name if source.endswith("config.json") else source,
-            "family": family,
-            "vocab_size": key("vocab_size"),
-            "hidden_size": key("hidden_size"),
-            "num_layers": key("num_hidden_layers"),
-            "num_heads": key("num_attention_heads"),
-            "intermediate_size": key("intermediate_size"),
-        }
+        name = Path(source).parent.name if source.endswith("config.json") else source
+        sizes = (
+            key("vocab_size"),
+            key("hidden_size"),
+            key("num_hidden_layers"),
+            key("num_attention_heads"),
+            key("intermediate_size"),
+        )
         if family == "bert":
-            dropout = float(data.get("hidden_dropout_prob", 0.1) or 0) > 0
             return cls(
-                **common,
+                name,
+                family,
+                *sizes,
                 max_positions=key("max_position_embeddings"),
                 type_vocab_size=int(data.get("type_vocab_size", 2)),
-                dropout=dropout,
+                dropout=float(data.get("hidden_dropout_prob", 0.1) or 0) > 0,
             )
-        kv = data.get("num_key_value_heads") or common["num_heads"]
-        return cls(**common, num_kv_heads=int(kv), dropout=False)
+        kv = data.get("num_key_value_heads") or sizes[3]
+        return cls(name, family, *sizes, num_kv_heads=int(kv), dropout=False)
 
     # -- counting -------------------------------------------------------------------------------
 
@@ -277,7 +280,8 @@ class Settings:
         batch_size: Sequences a step (a sentence pair is two).
         seq_len: Tokens a sequence (after padding).
         lora_r: Adapter rank.
-        lora_targets: Linear layer names that get adapters.
+        lora_targets: Linear layer names that get adapters; None: the family's usual ones
+            (BERT query, key, value, dense as in the suites; LLaMA q/k/v/o_proj).
         lora_dropout: Whether LoRA applies dropout to its input.
         double_quant: NF4 with double-quantized constants.
         device: ``cpu`` (peak RSS) or ``cuda`` (max allocated); chooses the fixed overhead and the
@@ -294,7 +298,7 @@ class Settings:
     batch_size: int = 8
     seq_len: int = 32
     lora_r: int = 8
-    lora_targets: tuple[str, ...] = ("query", "key", "value", "dense")
+    lora_targets: tuple[str, ...] | None = None
     lora_dropout: bool = True
     double_quant: bool = True
     device: DeviceKind = "cpu"
@@ -341,10 +345,24 @@ class Estimate:
         )
 
 
+DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
+    "bert": ("query", "key", "value", "dense"),
+    "llama": ("q_proj", "k_proj", "v_proj", "o_proj"),
+}
+
+
 def _adapted(arch: Architecture, settings: Settings) -> tuple[Linear, ...]:
     if settings.method == "full":
         return ()
-    return tuple(lin for lin in arch.linears() if lin.name in settings.lora_targets)
+    targets = settings.lora_targets or DEFAULT_TARGETS[arch.family]
+    adapted = tuple(lin for lin in arch.linears() if lin.name in targets)
+    if not adapted:
+        names = sorted({lin.name for lin in arch.linears()})
+        raise UserError(
+            f"lora targets {', '.join(targets)} match no linear layer of {arch.name}; "
+            f"its layers: {', '.join(names)}"
+        )
+    return adapted
 
 
 def _activation_bytes(arch: Architecture, settings: Settings) -> int:
@@ -471,7 +489,7 @@ def named_shape(name: str) -> Architecture:
 
 
 @functools.cache
-def _llama_family() -> tuple[Architecture, ...]:
+def llama_family() -> tuple[Architecture, ...]:
     """LLaMA-proportioned decoders, hidden size 128 to 25600 in steps of 128."""
     return tuple(
         Architecture(
@@ -494,7 +512,7 @@ def llama_shape(parameters: float) -> Architecture:
     LLaMA-7B's proportions: a layer and a head per 128 hidden units, an MLP of 8/3 h rounded up
     to a multiple of 256, a 32000-token vocabulary; hidden sizes are multiples of 128.
     """
-    family = _llama_family()
+    family = llama_family()
     return min(family, key=lambda a: abs(math.log(a.parameters) - math.log(max(parameters, 1))))
 
 
@@ -507,7 +525,7 @@ def largest_fitting(settings: Settings, budget_bytes: float) -> float:
     not fit.
     """
     previous: tuple[int, int] | None = None
-    for arch in _llama_family():
+    for arch in llama_family():
         peak = estimate(arch, settings).peak_bytes
         if peak > budget_bytes:
             if previous is None:

@@ -82,7 +82,9 @@ def _build(config_path: Path, target: Path) -> None:
 
     config = BertConfig.from_json_file(str(config_path))
     if config.model_type != "bert":
-        raise ScenarioError(f"{config_path}: model_type={config.model_type!r}; only 'bert' is built")
+        raise ScenarioError(
+            f"{config_path}: model_type={config.model_type!r}; only 'bert' is built"
+        )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # The packaged model gives the tokenizer and the pooling/normalisation modules.
     model = SentenceTransformer(resolve_model("default"), device="cpu")

@@ -30,6 +30,8 @@ from adrbench.stats import estimate
 
 __all__ = [
     "CHART_KINDS",
+    "CHART_STYLE",
+    "SVG_METADATA",
     "ChartKind",
     "MemoryReading",
     "memory_reading",
@@ -50,6 +52,7 @@ _RC: dict[str, Any] = {
     "path.simplify": True,
 }
 _METADATA = {"Date": None, "Creator": "adrbench"}  # no timestamp, no library version
+CHART_STYLE, SVG_METADATA = _RC, _METADATA  # for the other chart modules (reports.memory_model)
 _MARKERS = ("o", "s", "^", "D", "v", "P")
 
 

@@ -117,6 +117,7 @@ class AppendixInput:
     runs: tuple[EvidenceRun, ...]
     scenarios: tuple[str, ...]
     charts: tuple[Chart, ...]
+    memory_model: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -696,6 +697,7 @@ def render_appendix(appendix: AppendixInput) -> str:
         triggers=_verdict_table(Kind.TRIGGER, columns) if adr.of_kind(Kind.TRIGGER) else "",
         premises=_verdict_table(Kind.PREMISE, columns) if adr.of_kind(Kind.PREMISE) else "",
         provenance=_provenance_table(runs) if runs else "",
+        memory_model=appendix.memory_model,
     )
 
 
@@ -817,6 +819,19 @@ def plan_reports(
 
                 outputs[chart_path] = render_chart(kind, runs, scenarios)
                 charts.append(Chart(caption, chart_path.name))
+        memory_model = ""
+        if uses_estimates(adr):
+            from adrbench.reports.memory_model import (
+                memory_points,
+                render_break_even_chart,
+                render_memory_section,
+            )
+
+            points = memory_points(results_dir)
+            memory_model = render_memory_section(points)
+            chart_path = appendix_dir / f"{stem}-breakeven.svg"
+            outputs[chart_path] = render_break_even_chart(points)
+            charts.append(Chart("Peak training memory against parameters", chart_path.name))
         appendix_path = appendix_dir / f"{stem}.md"
         evidence_runs = tuple(
             EvidenceRun(
@@ -834,6 +849,7 @@ def plan_reports(
                 runs=evidence_runs,
                 scenarios=scenarios,
                 charts=tuple(charts),
+                memory_model=memory_model,
             )
         ).encode("utf-8")
         block = render_evidence_block(adr, _link(appendix_path, adr_dir))
@@ -845,6 +861,11 @@ def plan_reports(
     index = replace_block(index_text, render_index(entries), INDEX, path=str(index_path))
     outputs[index_path] = index.encode("utf-8")
     return outputs
+
+
+def uses_estimates(adr: AdrVerdicts) -> bool:
+    """Whether any claim, trigger or premise of ``adr`` reads an ``estimate.*`` fact."""
+    return any("estimate." in v.expression for v in adr.verdicts)
 
 
 def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -> list[JudgedAdr]:
