@@ -20,7 +20,8 @@ checked by hand. The peak is the sum of named components:
     or the master copy.
 ``temporaries``
     The optimizer step's scratch: single-tensor AdamW (PyTorch's default on the CPU) builds the
-    denominator of the largest trainable tensor in fp32; foreach AdamW (CUDA) one per tensor.
+    denominator of one tensor at a time in two fp32 steps (twice the largest trainable tensor);
+    foreach AdamW (CUDA) one fp32 denominator per trainable parameter.
 ``activations``
     What the forward pass keeps for the backward pass, per layer after Korthikanti et al. 2022:
     ``s*b*h*(e*(8 + 2*i/h) + 2m) + a*s^2*b*(2e + m)`` bytes for a BERT layer (e bytes an
@@ -28,7 +29,8 @@ checked by hand. The peak is the sum of named components:
     ``s*b*h*(34 + 5*a*s/h)`` at e = 2 and i = 4h. LLaMA's SwiGLU layer keeps
     ``e*(8 + 3*i/h)`` and has no dropout. With a frozen base, the inputs kept only for weight
     gradients of frozen layers are dropped and LoRA's own dropout copy, mask and rank-r product are
-    added for each adapted layer. Plus embeddings (and a language model's fp32 logits).
+    added for each adapted layer. Plus embeddings (and a language model's fp32 logits), and for
+    ``qlora`` the dequantized copy of the largest 4-bit weight that a matmul holds.
 ``fixed``
     Whatever does not scale with the model: on the CPU the process itself (Python, torch and the
     libraries, the tokenizer, thread pools, code pages first touched by the backward pass); on
@@ -393,6 +395,12 @@ def _activation_bytes(arch: Architecture, settings: Settings) -> int:
             keep = e + 1 if settings.lora_dropout else e  # the dropped copy and its mask
             total += s * b * (lin.in_features * keep + settings.lora_r * e) * lin.count
     total += s * b * h * (3 * e + m)  # embeddings: sum, LayerNorm, dropout
+    if settings.method == "qlora":
+        # bitsandbytes dequantizes a 4-bit weight to the compute dtype for each matmul, forward
+        # and backward: one such copy of the largest quantized layer is alive at a time.
+        total += e * max(
+            lin.in_features * lin.out_features for lin in arch.linears() if lin.quantized
+        )
     if arch.family == "llama":
         total += 2 * s * b * arch.vocab_size * 4  # fp32 logits and their softmax
     return int(total)
@@ -422,9 +430,10 @@ def estimate(arch: Architecture, settings: Settings) -> Estimate:
     master = 4 if trainable_bytes < 4 else 0
     state = 8 if settings.optimizer == "adamw" else 0
     if settings.optimizer == "adamw":
-        # CPU: single-tensor AdamW, one fp32 denominator of the largest tensor at a time; CUDA:
-        # foreach AdamW, the denominators of every tensor at once.
-        temporaries = 4 * (largest if settings.device == "cpu" else trainable)
+        # CPU: single-tensor AdamW; ``(exp_avg_sq.sqrt() / bias_correction2_sqrt)`` holds two
+        # fp32 tensors the size of the parameter at once, the largest one's at worst. CUDA:
+        # foreach AdamW, ``_foreach_sqrt`` of every moment at once, then divided in place.
+        temporaries = 4 * (2 * largest if settings.device == "cpu" else trainable)
     else:
         temporaries = 0
     fixed = settings.fixed_bytes
