@@ -127,13 +127,13 @@ class SeedRow:
     left_out: str
 
 
-def seed_estimates(batch_size: int = 1, seq_len: int = 512) -> dict[str, Estimate]:
+def seed_estimates(batch_size: int = SUITE_BATCH, seq_len: int = SUITE_SEQ) -> dict[str, Estimate]:
     lora = replace(regime_settings("lora", "16-bit"), batch_size=batch_size, seq_len=seq_len)
     qlora = replace(lora, method="qlora")
     return {"lora": estimate(LLAMA_7B, lora), "qlora": estimate(LLAMA_7B, qlora)}
 
 
-def seed_rows(batch_size: int = 1, seq_len: int = 512) -> list[SeedRow]:
+def seed_rows(batch_size: int = SUITE_BATCH, seq_len: int = SUITE_SEQ) -> list[SeedRow]:
     """The seed's ~14 / ~16 / ~3.5 / ~5.5 GB for a 7B model against the estimator's LLaMA-7B."""
     est = seed_estimates(batch_size, seq_len)
     lora, qlora = est["lora"], est["qlora"]

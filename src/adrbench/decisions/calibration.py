@@ -77,7 +77,9 @@ def architecture_for(model: str, *, shapes: Mapping[str, str] | None = None) -> 
     )
 
 
-def settings_for(result: ScenarioResult, *, fixed_bytes: int | None = None) -> Settings:
+def settings_for(
+    result: ScenarioResult, *, fixed_bytes: int | None = None, calibrated: bool = True
+) -> Settings:
     """What the estimator needs to know about a measured scenario."""
     scenario, metrics = result.scenario, result.metrics
     assert metrics is not None  # callers pass ok scenarios
@@ -96,6 +98,7 @@ def settings_for(result: ScenarioResult, *, fixed_bytes: int | None = None) -> S
         lora_dropout=scenario.lora.dropout > 0,
         device="cuda" if metrics.device.startswith("cuda") else "cpu",
         fixed_bytes=fixed_bytes,
+        calibrated=calibrated,
     )
 
 
@@ -115,6 +118,7 @@ def measured_points(
     *,
     shapes: Mapping[str, str] | None = None,
     fixed_bytes: int | None = None,
+    calibrated: bool = True,
 ) -> list[Point]:
     """Every ``ok`` scenario of ``runs`` with its measured peak and its estimate."""
     points: list[Point] = []
@@ -126,7 +130,7 @@ def measured_points(
             if measured is None:
                 continue
             arch = architecture_for(result.scenario.model, shapes=shapes)
-            settings = settings_for(result, fixed_bytes=fixed_bytes)
+            settings = settings_for(result, fixed_bytes=fixed_bytes, calibrated=calibrated)
             points.append(
                 Point(
                     run_id=run.run_id,

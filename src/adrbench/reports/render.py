@@ -821,14 +821,17 @@ def plan_reports(
                 charts.append(Chart(caption, chart_path.name))
         memory_model = ""
         if uses_estimates(adr):
+            from adrbench.decisions.calibration import measured_points
             from adrbench.reports.memory_model import (
-                memory_points,
+                memory_runs,
                 render_break_even_chart,
                 render_memory_section,
+                rss_before_training,
             )
 
-            points = memory_points(results_dir)
-            memory_model = render_memory_section(points)
+            scaling = memory_runs(results_dir)
+            points = measured_points(scaling)
+            memory_model = render_memory_section(points, rss_before_training(scaling))
             chart_path = appendix_dir / f"{stem}-breakeven.svg"
             outputs[chart_path] = render_break_even_chart(points)
             charts.append(Chart("Peak training memory against parameters", chart_path.name))
