@@ -42,9 +42,10 @@ checked by hand. The peak is the sum of named components:
 
 The peak is ``fixed + weights + quantization + adapters + optimizer + allocator +
 max(activations, gradients + temporaries)``: PyTorch frees a layer's activations as the
-backward pass makes its gradients, and ``zero_grad(set_to_none=True)`` frees the gradients before the next forward pass,
-so the two large transient terms do not stack (the first optimizer step, which allocates the
-moments while the gradients exist, is covered because the moments are counted anyway).
+backward pass makes its gradients, and ``zero_grad(set_to_none=True)`` frees the gradients
+before the next forward pass, so the two large transient terms do not stack (the first
+optimizer step, which allocates the moments while the gradients exist, is covered because the
+moments are counted anyway).
 """
 
 from __future__ import annotations
