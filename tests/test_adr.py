@@ -51,8 +51,9 @@ def test_the_project_adrs_load_with_their_claims_triggers_and_premises() -> None
     assert qlora.status == "accepted"
     assert qlora.date == "2026-02-20"
     assert qlora.evidence == ("finetune_sts/lora", "finetune_sts/qlora")
-    assert [t.id for t in qlora.revisit_when] == ["model-7b", "cuda"]
+    assert [t.id for t in qlora.revisit_when] == ["lora-exceeds-laptop", "model-7b", "cuda"]
     assert [t.expression.source for t in qlora.revisit_when] == [
+        "estimate.lora_peak_bytes > 8GB",
         "model.parameters >= 7B",
         "env.cuda_available",
     ]

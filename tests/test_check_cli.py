@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 from pathlib import Path
@@ -55,19 +56,30 @@ def test_what_if_7b_fires_the_trigger_and_exits_1(
     # THEN the 7B trigger fires and the check exits 1
     assert check(results_dir, "2") == 0
     plain = capsys.readouterr().out
-    assert (
-        "  not fired  trigger  model-7b          model.parameters >= 7B                 "
-        "model.parameters = 22.7M\n"
-    ) in plain
+    assert re.search(
+        r"  not fired  trigger  model-7b +model.parameters >= 7B +model.parameters = 22.7M\n", plain
+    )
+    assert re.search(
+        r"  not fired  trigger  lora-exceeds-laptop +estimate.lora_peak_bytes > 8GB +"
+        r"estimate.lora_peak_bytes = [0-9.]+ MiB\n",
+        plain,
+    )
     assert check(results_dir, "2", "--what-if", "model.parameters=7B") == 1
     out = capsys.readouterr().out
     assert "What-if: model.parameters = 7B.\n" in out
-    assert (
-        "  FIRED      trigger  model-7b          model.parameters >= 7B                 "
-        "model.parameters = 7B (what-if)\n"
-    ) in out
+    assert re.search(
+        r"  FIRED      trigger  model-7b +model.parameters >= 7B +model.parameters = 7B \(what-if\)\n",
+        out,
+    )
+    # AND the estimate-backed trigger and claim move with it: LoRA's estimated peak passes 8 GB
+    assert re.search(
+        r"  FIRED      trigger  lora-exceeds-laptop +estimate.lora_peak_bytes > 8GB +"
+        r"estimate.lora_peak_bytes = 1[0-9].[0-9]+ GiB\n",
+        out,
+    )
+    assert re.search(r"  FAILS      claim    qlora-saves-little ", out)
     assert out.endswith(
-        "1 ADR(s): 1 trigger(s) fired; 1 claim(s) failed; 0 premise(s) stale; 0 inconclusive; "
+        "1 ADR(s): 2 trigger(s) fired; 2 claim(s) failed; 0 premise(s) stale; 0 inconclusive; "
         "1 unknown — "
         "revisit ADR-0002.\n"
     )
