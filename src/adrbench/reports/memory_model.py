@@ -116,7 +116,8 @@ def render_memory_section(points: Sequence[Point], before: dict[str, int] | None
         cpu = CALIBRATION["cpu"]
         parts.append(
             f"Estimated vs measured peak training memory, {len(points)} points of "
-            f"`bench/memory_scaling.toml` (run {points[0].run_id}; CPU, fp32, AdamW, LoRA r=8). "
+            f"`bench/memory_scaling.toml` (runs {', '.join(sorted({p.run_id for p in points}))}; "
+            "CPU, fp32, AdamW, LoRA r=8). "
             f"Three CPU constants were fitted (`bench/fit_memory_model.py`) on the "
             f"{len(judged) - len(validation)} 'fit' points: fixed overhead "
             f"{format_bytes(cpu.fixed_bytes)}, activation factor {cpu.activation_factor:.2f}, "
@@ -144,7 +145,7 @@ def render_memory_section(points: Sequence[Point], before: dict[str, int] | None
     )
     parts.append(
         f"Break-even at the suite's {SUITE_BATCH} sequences of {SUITE_SEQ} tokens (AdamW, LoRA "
-        "r=8 on q/k/v/o, LLaMA-proportioned shapes, the CPU fixed overhead): the largest model "
+        "r=8 on q/k/v/o, LLaMA-proportioned shapes, the CPU calibration): the largest model "
         "each method fits, and the size from which only QLoRA fits. fp32 is how this engine "
         "trains (measured); 16-bit follows from the dtypes (not measured here).\n\n"
         + format_break_even(break_even_rows(), tablefmt="github")
