@@ -101,11 +101,12 @@ class Calibration:
 
     Args:
         fixed_bytes: The fixed overhead.
-        activation_factor: Measured over counted activations (CPU: PyTorch's math attention
-            and autograd keep more than the Korthikanti count).
+        activation_factor: Measured over counted activations (CPU: about 2; which tensors
+            PyTorch's CPU attention and autograd keep beyond the Korthikanti count is not
+            pinned down).
         allocator_factor: Extra fraction on gradients, optimizer state and temporaries (CPU:
-            glibc's heap, which serves tensors under its 32 MiB mmap threshold, fragments as
-            gradients and moments interleave with freed activations).
+            the suspect is glibc's heap, which serves tensors under its 32 MiB mmap threshold
+            and fragments as gradients and moments interleave with freed activations).
     """
 
     fixed_bytes: int
