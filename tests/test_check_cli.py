@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -68,7 +68,8 @@ def test_what_if_7b_fires_the_trigger_and_exits_1(
     out = capsys.readouterr().out
     assert "What-if: model.parameters = 7B.\n" in out
     assert re.search(
-        r"  FIRED      trigger  model-7b +model.parameters >= 7B +model.parameters = 7B \(what-if\)\n",
+        r"  FIRED      trigger  model-7b +model.parameters >= 7B +"
+        r"model.parameters = 7B \(what-if\)\n",
         out,
     )
     # AND the estimate-backed trigger and claim move with it: LoRA's estimated peak passes 8 GB
