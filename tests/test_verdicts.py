@@ -70,7 +70,7 @@ def test_on_a_cpu_run_neither_the_7b_nor_the_cuda_trigger_fires(adrs: dict[int, 
         "cuda": "not fired",
         "bnb-needs-cuda": "unknown",
     }
-    model_7b = verdicts.verdicts[3]
+    model_7b = next(v for v in verdicts.verdicts if v.id == "model-7b")
     assert dict(model_7b.values) == {"model.parameters": MINILM_PARAMETERS}
     assert model_7b.reason is None
 
