@@ -331,3 +331,12 @@ def test_every_committed_memory_scaling_point_is_within_ten_percent() -> None:
     assert len(judged) >= 8
     worst = max(judged, key=lambda p: abs(p.error))
     assert abs(worst.error) <= 0.10, (worst.scenario, worst.error)
+
+
+def test_lora_targets_that_match_no_layer_are_one_clear_error() -> None:
+    with pytest.raises(UserError) as error:
+        estimate(named_shape("llama-7b"), Settings(method="lora", lora_targets=("query",)))
+    assert str(error.value) == (
+        "lora targets query match no linear layer of llama-7b; its layers: down_proj, "
+        "gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj"
+    )

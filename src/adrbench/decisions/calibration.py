@@ -11,9 +11,8 @@ process peak), CUDA ``max_memory_allocated``.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from adrbench.decisions.estimate import (
@@ -26,7 +25,7 @@ from adrbench.decisions.estimate import (
 from adrbench.errors import UserError
 from adrbench.results.record import RunRecord, ScenarioResult, Status
 
-__all__ = ["Point", "architecture_for", "fit_fixed", "measured_points", "settings_for"]
+__all__ = ["Point", "architecture_for", "measured_points", "settings_for"]
 
 _RANDOM = "random:"
 
@@ -143,23 +142,3 @@ def measured_points(
                 )
             )
     return points
-
-
-def fit_fixed(points: Iterable[Point]) -> int:
-    """The fixed overhead that best explains ``points``: the median of what the rest leaves."""
-    left = [p.variable_bytes for p in points]
-    if not left:
-        raise UserError("no measured points to fit the fixed overhead on")
-    return int(statistics.median(left))
-
-
-def refit(points: Iterable[Point], fixed_bytes: int) -> list[Point]:
-    """The same points, estimated with another fixed overhead."""
-    out = []
-    for p in points:
-        settings = replace(p.estimate.settings, fixed_bytes=fixed_bytes)
-        components = dict(p.estimate.components, fixed=fixed_bytes)
-        out.append(
-            replace(p, estimate=replace(p.estimate, settings=settings, components=components))
-        )
-    return out

@@ -53,7 +53,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -584,7 +584,3 @@ def largest_fitting(settings: Settings, budget_bytes: float) -> float:
         previous = (arch.parameters, peak)
     assert previous is not None
     return float(previous[0])
-
-
-def with_fixed(settings: Settings, fixed_bytes: int) -> Settings:
-    return replace(settings, fixed_bytes=fixed_bytes)
