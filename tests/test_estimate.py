@@ -340,3 +340,17 @@ def test_lora_targets_that_match_no_layer_are_one_clear_error() -> None:
         "lora targets query match no linear layer of llama-7b; its layers: down_proj, "
         "gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj"
     )
+
+
+def test_the_estimate_command_imports_no_training_stack() -> None:
+    import subprocess
+    import sys
+
+    # GIVEN a fresh interpreter WHEN `adrbench estimate llama-7b` runs THEN no torch & co.
+    script = (
+        "import sys; from adrbench.cli import main; code = main(['estimate', 'llama-7b']); "
+        "stack = ('torch', 'transformers', 'sentence_transformers', 'peft', 'matplotlib'); "
+        "print(code, sorted(m for m in stack if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "0 []"
