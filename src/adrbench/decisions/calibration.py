@@ -71,7 +71,7 @@ def architecture_for(model: str, *, shapes: Mapping[str, str] | None = None) -> 
     if path.is_dir() or path.is_file():
         return Architecture.from_config(path)
     raise UserError(
-        f"model {model!r}: no config.json here to read its shape; pass --shape {model}=NAME "
+        f"model {model!r}: no config.json here to read its shape; pass --shape-of {model}=NAME "
         "with a named shape (minilm-l6, llama-7b)"
     )
 
