@@ -354,3 +354,18 @@ def test_the_estimate_command_imports_no_training_stack() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_what_if_on_built_facts_moves_the_estimates_too() -> None:
+    # GIVEN facts built for a 22.7M model, overridden afterwards (as check does per environment)
+    facts = build_facts(None, probes=False, what_if={"model.parameters": "22.7M"})
+    later = facts.with_what_if({"model.parameters": "7B"})
+    # THEN the estimates follow the override, unless one is overridden itself
+    assert (
+        later.values["estimate.lora_peak_bytes"]
+        == build_facts(None, probes=False, what_if={"model.parameters": "7B"}).values[
+            "estimate.lora_peak_bytes"
+        ]
+    )
+    pinned = facts.with_what_if({"model.parameters": "7B", "estimate.lora_peak_bytes": "1GB"})
+    assert pinned.values["estimate.lora_peak_bytes"] == 1e9

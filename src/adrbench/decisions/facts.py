@@ -41,7 +41,6 @@ One flat map of dotted names to values, built once per ``adrbench check``:
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import re
 from collections.abc import Mapping
@@ -185,6 +184,11 @@ class Facts:
                 )
             values[name] = value
             applied[name] = value
+        if "model.parameters" in what_if and any(k.startswith("estimate.") for k in values):
+            # The estimates follow model.parameters, unless they are overridden themselves.
+            for key, derived in estimate_values(values["model.parameters"]).items():
+                if key not in what_if:
+                    values[key] = derived
         return Facts(
             values=values,
             run_id=self.run_id,
@@ -413,17 +417,9 @@ def build_facts(
             values.update(_scenario_values(result))
     probe_values, details = _probe_values(run_probes() if probes else None)
     values.update(probe_values)
+    values.update(estimate_values(values["model.parameters"]))
     facts = Facts(values=values, run_id=run.run_id if run else None, probe_details=details)
-    # The estimates follow model.parameters, so overrides of it apply first, those of estimate.*
-    # names after (an unknown estimate.* name is still refused, by with_what_if).
-    what_if = dict(what_if or {})
-    first = {k: v for k, v in what_if.items() if not k.startswith("estimate.")}
-    if first:
-        facts = facts.with_what_if(first)
-    derived = estimate_values(facts.values["model.parameters"])
-    facts = dataclasses.replace(facts, values={**facts.values, **derived})
-    later = {k: v for k, v in what_if.items() if k.startswith("estimate.")}
-    return facts.with_what_if(later) if later else facts
+    return facts.with_what_if(what_if) if what_if else facts
 
 
 def schema_facts() -> Facts:
