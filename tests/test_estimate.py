@@ -24,6 +24,8 @@ from adrbench.decisions.estimate import (
 from adrbench.decisions.facts import build_facts, schema_facts
 from adrbench.errors import UserError
 
+REPO = Path(__file__).resolve().parents[1]
+
 # A BERT small enough to count by hand: vocab 10, 2 positions... see each test's arithmetic.
 TINY = Architecture(
     name="tiny",
@@ -137,7 +139,7 @@ def test_minilm_shape_matches_the_packaged_config() -> None:
 
 def test_bench_shapes_parse_and_grow() -> None:
     sizes = [
-        Architecture.from_config(Path(f"bench/shapes/bert-{s}.json")).parameters
+        Architecture.from_config(REPO / f"bench/shapes/bert-{s}.json").parameters
         for s in ("22m", "110m", "335m", "730m", "1.3b")
     ]
     assert sizes == sorted(sizes) and sizes[0] == 22_713_216 and sizes[-1] > 1e9
@@ -322,7 +324,7 @@ def test_every_committed_memory_scaling_point_is_within_ten_percent() -> None:
     from adrbench.reports.memory_model import is_cpu_qlora, memory_points
 
     # GIVEN the committed memory-scaling evidence (bench/memory_scaling.toml)
-    points = memory_points(Path("results"))
+    points = memory_points(REPO / "results")
     if not points:
         pytest.skip("no memory-scaling run under results/evidence/memory-scaling/")
     # THEN the estimate with the committed constants is within 10% of every full and LoRA peak

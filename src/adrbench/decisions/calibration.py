@@ -53,21 +53,25 @@ class Point:
         return self.measured_bytes - (self.estimate.peak_bytes - self.estimate.components["fixed"])
 
 
-def architecture_for(model: str, *, shapes: Mapping[str, str] | None = None) -> Architecture:
+def architecture_for(
+    model: str, *, shapes: Mapping[str, str] | None = None, root: Path | None = None
+) -> Architecture:
     """The architecture of a scenario's ``model``: a named shape, ``random:PATH`` or a local dir.
 
     Args:
         model: The scenario's ``model`` field.
         shapes: model -> named shape, for runs whose model directory is not on this machine
             (e.g. ``{"/tmp/model": "minilm-l6"}`` for the H200 run).
+        root: Where relative paths (``random:bench/shapes/...``) start; None: the working
+            directory.
     """
     if shapes and model in shapes:
         return named_shape(shapes[model])
     if model == "default":
         return named_shape("minilm-l6")
-    if model.startswith(_RANDOM):
-        return Architecture.from_config(Path(model[len(_RANDOM) :]))
-    path = Path(model)
+    path = Path(model[len(_RANDOM) :] if model.startswith(_RANDOM) else model)
+    if root is not None and not path.is_absolute():
+        path = root / path
     if path.is_dir() or path.is_file():
         return Architecture.from_config(path)
     raise UserError(
@@ -118,6 +122,7 @@ def measured_points(
     shapes: Mapping[str, str] | None = None,
     fixed_bytes: int | None = None,
     calibrated: bool = True,
+    root: Path | None = None,
 ) -> list[Point]:
     """Every ``ok`` scenario of ``runs`` with its measured peak and its estimate."""
     points: list[Point] = []
@@ -128,7 +133,7 @@ def measured_points(
             measured = _measured(result)
             if measured is None:
                 continue
-            arch = architecture_for(result.scenario.model, shapes=shapes)
+            arch = architecture_for(result.scenario.model, shapes=shapes, root=root)
             settings = settings_for(result, fixed_bytes=fixed_bytes, calibrated=calibrated)
             points.append(
                 Point(

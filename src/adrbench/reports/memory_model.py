@@ -52,7 +52,7 @@ _COLOURS = {"full": "#d62728", "lora": "#1f77b4", "qlora": "#2ca02c"}
 
 def memory_points(results_dir: Path) -> list[Point]:
     """Every measured point of the memory-scaling runs, with the committed constants."""
-    return measured_points(memory_runs(results_dir))
+    return measured_points(memory_runs(results_dir), root=results_dir.parent)
 
 
 def memory_runs(results_dir: Path) -> list[RunRecord]:

@@ -830,7 +830,7 @@ def plan_reports(
             )
 
             scaling = memory_runs(results_dir)
-            points = measured_points(scaling)
+            points = measured_points(scaling, root=results_dir.parent)
             memory_model = render_memory_section(points, rss_before_training(scaling))
             chart_path = appendix_dir / f"{stem}-breakeven.svg"
             outputs[chart_path] = render_break_even_chart(points)
