@@ -371,3 +371,14 @@ def test_what_if_on_built_facts_moves_the_estimates_too() -> None:
     )
     pinned = facts.with_what_if({"model.parameters": "7B", "estimate.lora_peak_bytes": "1GB"})
     assert pinned.values["estimate.lora_peak_bytes"] == 1e9
+
+
+@pytest.mark.parametrize(
+    ("impl", "temporaries"),
+    [("default", 2 * 4 * 40), ("foreach", 4 * 272), ("fused", 0)],
+)
+def test_adamw_implementation_sets_the_step_temporaries(impl: str, temporaries: int) -> None:
+    # per-tensor: sqrt and quotient of the largest moment (40 elements); foreach: a sqrt of every
+    # moment at once (272); fused: in place
+    result = estimate(TINY, replace(HAND, optimizer_impl=impl))  # type: ignore[arg-type]
+    assert result.components["temporaries"] == temporaries

@@ -94,6 +94,7 @@ def settings_for(
         weight_dtype="float32",  # the engine keeps weights fp32 and autocasts the activations
         autocast=scenario.dtype != "float32",
         optimizer=scenario.optimizer,
+        optimizer_impl=scenario.optimizer_impl,
         batch_size=sequences,
         seq_len=seq_len,
         lora_r=scenario.lora.r,

@@ -310,6 +310,8 @@ class Settings:
             this engine keeps them fp32, mixed-precision setups keep them 16-bit.
         autocast: Activations in 16-bit (bf16/fp16 autocast) instead of the weight dtype.
         optimizer: ``adamw`` or ``sgd`` (without momentum).
+        optimizer_impl: AdamW's code: ``default`` (PyTorch's choice: per-tensor on the CPU,
+            foreach on CUDA), ``foreach`` or ``fused`` (in place, no temporaries).
         batch_size: Sequences a step (a sentence pair is two).
         seq_len: Tokens a sequence (after padding).
         lora_r: Adapter rank.
@@ -330,6 +332,7 @@ class Settings:
     weight_dtype: DTypeName = "float32"
     autocast: bool = False
     optimizer: Literal["adamw", "sgd"] = "adamw"
+    optimizer_impl: Literal["default", "foreach", "fused"] = "default"
     batch_size: int = 8
     seq_len: int = 32
     lora_r: int = 8
@@ -468,7 +471,10 @@ def estimate(arch: Architecture, settings: Settings) -> Estimate:
         # CPU: single-tensor AdamW; ``(exp_avg_sq.sqrt() / bias_correction2_sqrt)`` holds two
         # fp32 tensors the size of the parameter at once, the largest one's at worst. CUDA:
         # foreach AdamW, ``_foreach_sqrt`` of every moment at once, then divided in place.
-        temporaries = 4 * (2 * largest if settings.device == "cpu" else trainable)
+        impl: str = settings.optimizer_impl
+        if impl == "default":
+            impl = "single" if settings.device == "cpu" else "foreach"
+        temporaries = {"single": 4 * 2 * largest, "foreach": 4 * trainable, "fused": 0}[impl]
     else:
         temporaries = 0
     calibration = CALIBRATION[settings.device] if settings.calibrated else Calibration(0, 1.0, 0.0)
