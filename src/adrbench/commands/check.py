@@ -50,7 +50,7 @@ from adrbench.decisions.verdicts import (
     judge_environments,
 )
 from adrbench.errors import UserError
-from adrbench.reports.render import format_interval, format_value, resolve_note
+from adrbench.reports.render import format_value, uncertainty_notes
 from adrbench.stats import Estimate
 from adrbench.units import format_count
 
@@ -150,14 +150,7 @@ def _values(verdict: Verdict, facts: Facts) -> str:
         # The calculated side of a comparison (e.g. the ratio), next to the condition's column.
         numbers = [format_count(v) if abs(v) >= 1e4 else f"{v:.4g}" for v in computed.values()]
         shown.append(f"computed {' and '.join(numbers)}")
-    shown += [
-        f"{text} = {format_interval(text, e)}"
-        for text, e in verdict.intervals.items()
-        if text not in verdict.values
-    ]
-    if verdict.outcome is Outcome.INCONCLUSIVE:
-        shown.append(resolve_note(verdict))
-    return ", ".join(shown)
+    return ", ".join(shown + uncertainty_notes(verdict))
 
 
 def _headline(adr: AdrVerdicts) -> str:

@@ -64,6 +64,7 @@ __all__ = [
     "render_evidence_block",
     "render_index",
     "report_all",
+    "uncertainty_notes",
     "verdict_line",
 ]
 
@@ -546,18 +547,24 @@ _OUTCOME_CELL: Mapping[Outcome, str] = {
 }
 
 
-def _values_cell(verdict: Verdict) -> str:
-    shown = [
-        f"{name} = {format_value(name, verdict.values[name])}" for name in sorted(verdict.values)
-    ]
-    shown += [
+def uncertainty_notes(verdict: Verdict) -> list[str]:
+    """The intervals that decided ``verdict`` (beyond its plain values) and, when it is
+    inconclusive, how many repetitions would resolve it: shown by reports and ``check`` alike."""
+    notes = [
         f"{text} = {format_interval(text, e)}"
         for text, e in verdict.intervals.items()
         if text not in verdict.values
     ]
     if verdict.outcome is Outcome.INCONCLUSIVE:
-        shown.append(resolve_note(verdict))
-    return ", ".join(shown)
+        notes.append(resolve_note(verdict))
+    return notes
+
+
+def _values_cell(verdict: Verdict) -> str:
+    shown = [
+        f"{name} = {format_value(name, verdict.values[name])}" for name in sorted(verdict.values)
+    ]
+    return ", ".join(shown + uncertainty_notes(verdict))
 
 
 def _verdict_cell(verdict: Verdict) -> str:
