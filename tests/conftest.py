@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 # Nothing in the tests may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Nor write to the user's cache: tests fake machines, and a faked environment left where
+# `this_environment` looks would be taken for this machine's by a real `adrbench check` later.
+os.environ["ADRBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="adrbench-tests-cache-")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import shutil

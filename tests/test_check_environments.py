@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from adrbench import machine
 from adrbench.cli import main
 from adrbench.engine import environment
 from adrbench.results import store
@@ -27,6 +28,7 @@ def this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
         return THIS
 
     monkeypatch.setattr(environment, "capture_environment", capture)
+    monkeypatch.setattr(machine, "this_environment", capture)  # not what a cache remembers
 
 
 def _results(tmp_path: Path, *environments: Environment) -> Path:

@@ -56,3 +56,12 @@ def test_lint_and_check_without_probes_import_no_training_stack(argv: tuple[str,
     code, modules = _imported(*argv)
     assert code in (0, 1)
     assert modules == []
+
+
+def test_check_without_probes_finds_this_machine_without_torch_once_it_is_known() -> None:
+    # GIVEN one check that has captured this machine (it imports torch the first time)
+    _imported("check", "--no-probes", "--format", "json")
+    # WHEN check runs again without naming a run THEN this machine comes from the cache
+    code, modules = _imported("check", "--no-probes", "--format", "json")
+    assert code in (0, 1)
+    assert modules == []

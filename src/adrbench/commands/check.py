@@ -460,9 +460,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_environments(args: argparse.Namespace, only: Sequence[Path] | None) -> int:
     from adrbench.decisions.staleness import judge_staleness
-    from adrbench.engine.environment import capture_environment, repository_root
+    from adrbench.engine.environment import repository_root
+    from adrbench.machine import this_environment
 
-    this = capture_environment().fingerprint
+    this = this_environment().fingerprint
     wanted = this if args.env == "this" else args.env
     judgements = judge_environments(
         args.adr_dir,

@@ -12,17 +12,13 @@ from pathlib import Path
 from tabulate import tabulate
 
 from adrbench.engine.data import load_stsb
-from adrbench.engine.environment import (
-    capture_environment,
-    capture_git,
-    measuring_code_sha256,
-    repository_root,
-)
+from adrbench.engine.environment import capture_git, measuring_code_sha256, repository_root
 from adrbench.engine.interrupt import Signals, exit_status, interruptible
 from adrbench.engine.models import model_info
 from adrbench.engine.progress import ProgressDisplay
 from adrbench.engine.runner import run_scenarios
 from adrbench.engine.suite import load_suite, parse_override
+from adrbench.machine import capture_and_remember
 from adrbench.paths import portable_name
 from adrbench.results.record import (
     SCHEMA_VERSION,
@@ -177,7 +173,7 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
         started_at=started.isoformat().replace("+00:00", "Z"),
         finished_at=_now().isoformat().replace("+00:00", "Z"),
         git=capture_git(args.suite.resolve().parent),
-        environment=capture_environment(),
+        environment=capture_and_remember(),
         model=model_info(scenarios[0].model, root) if scenarios else None,
         dataset=data.info,
         scenarios=results,

@@ -281,9 +281,9 @@ def _env_values(env: Environment) -> dict[str, Value | Missing]:
 
 def _live_env_values() -> dict[str, Value | Missing]:
     """The machine we run on, for when there is no run to read ``env`` from."""
-    from adrbench.engine.environment import capture_environment  # imports torch: only when needed
+    from adrbench.machine import this_environment  # may import torch: only when needed
 
-    return _env_values(capture_environment())
+    return _env_values(this_environment())
 
 
 def _scenario_values(result: ScenarioResult) -> dict[str, Value | Missing]:

@@ -257,9 +257,9 @@ def select_run(
     if run is not None:
         return store.resolve_run(run, results_dir)
     if environment is None:
-        from adrbench.engine.environment import capture_environment
+        from adrbench.machine import this_environment
 
-        environment = capture_environment().fingerprint
+        environment = this_environment().fingerprint
     return store.evidence_run(results_dir, suite=suite, environment=environment)
 
 
