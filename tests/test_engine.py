@@ -410,6 +410,7 @@ def test_length_grouped_batches_pad_less_and_cover_every_pair_once_per_epoch() -
     assert padded(plans["length_grouped"]) < 0.7 * padded(plans["shuffled"])
 
 
+@pytest.mark.slow  # five real worker processes on the tiny model (~16 s here); CI runs it
 def test_repetitions_run_one_process_each_with_their_seeds_and_share_zero_shot_scores(
     tiny_model: Path, tiny_stsb: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
