@@ -78,6 +78,7 @@ def make_ok(
     seed: int = 0,
     batch_size: int = 16,
     peak_rss_bytes: int = 1_700_000_000,
+    anon_rss_bytes: int | None = None,
     trainable_parameters: int = MINILM_PARAMETERS,
     total_parameters: int = MINILM_PARAMETERS,
     test_spearman: float = 0.85,
@@ -122,6 +123,9 @@ def make_ok(
             mps_sampled_max_allocated_bytes=None,
             peak_memory_bytes=peak_rss_bytes,
             peak_memory_source="train_peak_rss",
+            train_peak_anon_rss_bytes=(
+                anon_rss_bytes if anon_rss_bytes is not None else int(peak_rss_bytes * 0.85)
+            ),
         ),
         compute=Compute(
             train_flops_per_s=2.0e10,

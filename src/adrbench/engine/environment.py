@@ -118,7 +118,16 @@ def capture_environment() -> Environment:
         mps_available=probe.mps_available,
         torch_threads=threads,
         packages={p: _version(p) for p in PACKAGES},
+        boot_id=boot_id(),
     )
+
+
+def boot_id() -> str | None:
+    """This boot of the machine (Linux ``/proc/sys/kernel/random/boot_id``), else None."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
 
 
 def _git(*args: str, cwd: Path) -> str | None:

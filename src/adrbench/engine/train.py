@@ -42,6 +42,7 @@ class TrainLog:
     step_padded_tokens: tuple[int, ...]
     mps_max_allocated_bytes: int | None
     mps_driver_max_allocated_bytes: int | None = None  # where torch exposes the driver's count
+    peak_anon_rss_bytes: int | None = None  # sampled three times a step (measure.AnonPeak)
 
 
 def planned_steps(scenario: Scenario, n_pairs: int) -> int:
@@ -166,6 +167,7 @@ def train(
     mps_peak: int | None = 0 if device_type == "mps" else None
     mps_driver_peak: int | None = None
     loss_value = float("nan")
+    anon = measure.AnonPeak()
 
     model.train()
     for step, batch in enumerate(batches):
@@ -179,12 +181,15 @@ def train(
         labels = torch.tensor([data.scores[i] for i in batch], device=device)
         with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
             loss = loss_fn([first, second], labels)
+        anon.sample()  # activations held for backward
         scaler.scale(loss).backward()
+        anon.sample()  # gradients
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(trainable, max_norm=1.0)
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
+        anon.sample()  # optimizer state (allocated at the first step)
         optimizer.zero_grad(set_to_none=True)
         synchronize(device)
         elapsed = time.perf_counter() - start
@@ -215,4 +220,5 @@ def train(
         step_padded_tokens=tuple(padded),
         mps_max_allocated_bytes=mps_peak,
         mps_driver_max_allocated_bytes=mps_driver_peak,
+        peak_anon_rss_bytes=anon.peak_bytes,
     )

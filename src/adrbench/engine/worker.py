@@ -201,6 +201,7 @@ def _measure(
         train_peak_rss_bytes=train_peak,
         mps_sampled_max_allocated_bytes=log.mps_max_allocated_bytes,
         mps_driver_max_allocated_bytes=log.mps_driver_max_allocated_bytes,
+        train_peak_anon_rss_bytes=log.peak_anon_rss_bytes,
     )
     del ballast
 

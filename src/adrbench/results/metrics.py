@@ -53,6 +53,12 @@ METRICS: Mapping[str, MetricSpec] = dict(
         _spec("peak_rss_bytes", "bytes", False, "process RSS high-water mark"),
         _spec("train_peak_rss_bytes", "bytes", False, "RSS high-water mark during training"),
         _spec("train_rss_increase_bytes", "bytes", False, "train peak RSS minus RSS before"),
+        _spec(
+            "train_peak_anon_rss_bytes",
+            "bytes",
+            False,
+            "peak anonymous RSS during training (no file pages; sampled three times a step)",
+        ),
         _spec("cuda_max_allocated_bytes", "bytes", False, "torch.cuda.max_memory_allocated"),
         _spec("cuda_max_reserved_bytes", "bytes", False, "torch.cuda.max_memory_reserved"),
         _spec("mps_sampled_max_allocated_bytes", "bytes", False, "max sampled MPS allocation"),
@@ -109,6 +115,7 @@ def flatten_metrics(metrics: Metrics) -> dict[str, float]:
         "rss_before_train_bytes": m.rss_before_train_bytes,
         "peak_rss_bytes": m.peak_rss_bytes,
         "train_peak_rss_bytes": m.train_peak_rss_bytes,
+        "train_peak_anon_rss_bytes": m.train_peak_anon_rss_bytes,
         "train_rss_increase_bytes": (
             m.train_peak_rss_bytes - m.rss_before_train_bytes
             if m.train_peak_rss_bytes is not None
@@ -164,6 +171,7 @@ _RSS = frozenset(
         "peak_rss_bytes",
         "train_peak_rss_bytes",
         "train_rss_increase_bytes",
+        "train_peak_anon_rss_bytes",
         # the device's principal counter when it is an RSS (a CPU); on CUDA it is the allocator
         # peak, exact like the other CUDA counters (see process_noise_sd)
         "peak_memory_bytes",

@@ -52,7 +52,7 @@ __all__ = [
     "to_data",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Status(enum.StrEnum):
@@ -131,6 +131,10 @@ class Memory:
             charts use this; the raw counters above stay.
         peak_memory_source: Which counter ``peak_memory_bytes`` is (see
             :data:`PEAK_MEMORY_SOURCES`).
+        train_peak_anon_rss_bytes: Peak anonymous RSS over training (Linux ``RssAnon``, sampled
+            after the forward pass, the backward pass and the optimizer step of every step):
+            memory the page cache cannot move, which the gate compares (schema 4; None before,
+            and where /proc is not there).
     """
 
     rss_before_train_bytes: int
@@ -141,6 +145,7 @@ class Memory:
     mps_sampled_max_allocated_bytes: int | None
     peak_memory_bytes: int
     peak_memory_source: str
+    train_peak_anon_rss_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.peak_memory_source not in PEAK_MEMORY_SOURCES:
@@ -319,7 +324,9 @@ class ScenarioResult:
 class Environment:
     """Where a run happened. ``fingerprint`` hashes the machine identity only (OS, CPU, cores,
     memory, accelerator, threads), so upgrading a package keeps baselines comparable while the
-    versions are still recorded in ``packages``."""
+    versions are still recorded in ``packages``. ``boot_id`` (schema 4; Linux) tells one boot of
+    a machine from the next: two runs of one fingerprint on different boots may differ by ~13% in
+    step time, which the gate says when it compares them."""
 
     fingerprint: str
     os: str
@@ -333,6 +340,7 @@ class Environment:
     mps_available: bool
     torch_threads: int
     packages: Mapping[str, str | None]
+    boot_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -594,10 +602,33 @@ def update_to_3(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _with_anon_peak(value: Any) -> Any:
+    if isinstance(value, dict):
+        value = {k: _with_anon_peak(v) for k, v in value.items()}
+        if "peak_memory_source" in value and "rss_before_train_bytes" in value:
+            value.setdefault("train_peak_anon_rss_bytes", None)
+        return value
+    if isinstance(value, list):
+        return [_with_anon_peak(v) for v in value]
+    return value
+
+
+def update_to_4(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 4 adds the anonymous-RSS peak to every memory record and the boot id to the
+    environment; neither was measured before, so both are null (never estimated)."""
+    data = _with_anon_peak(dict(data))
+    data["schema_version"] = 4
+    environment = data.get("environment")
+    if isinstance(environment, dict):
+        data["environment"] = {**environment, "boot_id": environment.get("boot_id")}
+    return data
+
+
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     0: update_to_1,
     1: update_to_2,
     2: update_to_3,
+    3: update_to_4,
 }
 
 
