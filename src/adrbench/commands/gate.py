@@ -1,22 +1,50 @@
 """``adrbench gate``: fail a change that makes training slower, hungrier or less accurate.
 
-Compares the current run with the committed baseline of its environment (``results/baselines/``),
-rule by rule as configured in ``[tool.adrbench.gate]``; prints one table of every comparison and
-every failure together. Exit 0 pass, 1 regression, 2 bad input (missing baseline, another
-machine's baseline without ``--force``, corrupt file).
+Two modes, one set of rules (``[tool.adrbench.gate]``), one table of every comparison and every
+failure together:
+
+* **relative** (``--against REF``): check REF out into a temporary worktree and run REF's code and
+  the working tree's on the working tree's suite, interleaved, ``--pairs`` processes a side, in
+  this job (:mod:`adrbench.gate.relative`). Machine drift cancels; this is what CI uses.
+* **committed baseline** (default): compare the current run with the committed baseline of its
+  environment (``results/baselines/``); for a dedicated machine whose state is stable. The output
+  says when the baseline comes from another boot.
+
+Exit 0 pass, 1 regression, 2 bad input (missing baseline, another machine's baseline without
+``--force``, an unknown REF, a REF that cannot run the suite, corrupt file).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
+import tempfile
 from pathlib import Path
 
 from tabulate import tabulate
 
+from adrbench.engine.suite import load_suite
 from adrbench.errors import ResultsError
-from adrbench.gate.baseline import find_baseline, load_baseline
-from adrbench.gate.rules import GateConfigError, GateReport, Row, evaluate, load_config
+from adrbench.gate.baseline import find_baseline, list_baselines, load_baseline
+from adrbench.gate.relative import (
+    BASELINE_REF,
+    Side,
+    checkout,
+    measure_pairs,
+    resolve_ref,
+    subprocess_runner,
+)
+from adrbench.gate.rules import (
+    GateConfig,
+    GateConfigError,
+    GateReport,
+    Row,
+    evaluate,
+    evaluate_paired,
+    load_config,
+)
 from adrbench.results.record import RunRecord
 from adrbench.results.store import latest_run, resolve_run, runs_dir
 
@@ -69,6 +97,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compare even when the baseline comes from another environment, suite or profile",
     )
+    relative = parser.add_argument_group(
+        "relative mode", "measure REF and the working tree here, interleaved (what CI uses)"
+    )
+    relative.add_argument(
+        "--against",
+        metavar="REF",
+        help=f"a commit, branch or tag to measure beside the working tree, or {BASELINE_REF}: "
+        "the commit the committed baseline of --suite/--profile was measured at",
+    )
+    relative.add_argument(
+        "--suite",
+        type=Path,
+        default=Path("bench/finetune_sts.toml"),
+        help="the suite both sides run, from the working tree (default: %(default)s)",
+    )
+    relative.add_argument("--profile", default="quick", help="its profile (default: %(default)s)")
+    relative.add_argument(
+        "--pairs",
+        type=int,
+        default=2,
+        help="processes a side, run ref/cur, cur/ref, ... (at least 2; default: %(default)s)",
+    )
+    relative.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="run only this scenario"
+    )
+    relative.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario field on both sides (as adrbench run --set)",
+    )
+    relative.add_argument(
+        "--current-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override on the working tree's side only, e.g. extra_step_work=0.15 to check the "
+        "gate catches an injected regression",
+    )
+    relative.add_argument(
+        "--data-dir", type=Path, default=None, help="STS-B folder (else $ADRBENCH_STSB_DIR)"
+    )
+    relative.add_argument(
+        "--keep-runs",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep each side's runs under DIR (default: a temporary folder, removed)",
+    )
 
 
 def _cells(row: Row) -> list[str]:
@@ -93,7 +171,8 @@ def _summary(report: GateReport) -> str:
 
 
 def _notes(report: GateReport) -> list[str]:
-    return [r.message for r in report.rows if r.message is not None and not r.verdict.fails]
+    rows = [r.message for r in report.rows if r.message is not None and not r.verdict.fails]
+    return [*report.notes, *rows]
 
 
 def render_table(report: GateReport) -> str:
@@ -103,9 +182,10 @@ def render_table(report: GateReport) -> str:
         report: What the gate found.
     """
     forced = " (forced across environments)" if report.forced else ""
+    runs = "runs" if report.pairs > 1 else "run"
     lines = [
-        f"baseline: {report.baseline_source} (run {report.baseline_run})",
-        f"current:  run {report.current_run} on environment {report.environment!r}{forced}",
+        f"baseline: {report.baseline_source} ({runs} {report.baseline_run})",
+        f"current:  {runs} {report.current_run} on environment {report.environment!r}{forced}",
         "rules:",
         *(f"  - {rule}" for rule in report.rules),
         "",
@@ -128,10 +208,11 @@ def render_markdown(report: GateReport) -> str:
     """
     mark = "✅" if report.passed else "❌"
     forced = " — **forced across environments**" if report.forced else ""
+    runs = "runs" if report.pairs > 1 else "run"
     lines = [
         f"### {mark} adrbench gate: {_summary(report)}",
         "",
-        f"Baseline `{report.baseline_source}` (run `{report.baseline_run}`); current run "
+        f"Baseline `{report.baseline_source}` ({runs} `{report.baseline_run}`); current {runs} "
         f"`{report.current_run}` on environment `{report.environment}`{forced}.",
         "",
         tabulate([_cells(r) for r in report.rows], headers=_HEADERS, tablefmt="github"),
@@ -160,6 +241,8 @@ def render_json(report: GateReport) -> str:
         "current_run": report.current_run,
         "environment": report.environment,
         "forced": report.forced,
+        "pairs": report.pairs,
+        "notes": list(report.notes),
         "rules": list(report.rules),
         "rows": [
             {
@@ -214,6 +297,80 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         config = load_config(args.config)
+    if args.against is not None:
+        report = _relative(args, config, results_dir)
+    else:
+        report = _committed(args, config, results_dir)
+    render = {"table": render_table, "markdown": render_markdown, "json": render_json}
+    print(render[args.format](report), end="")
+    return 0 if report.passed else 1
+
+
+def _baseline_commit(results_dir: Path, suite: str, profile: str) -> str | None:
+    """The commit of the newest committed baseline of ``suite``/``profile`` measured on a clean
+    tree (any environment: the relative gate re-measures that code here)."""
+    found = [
+        b.run
+        for b in list_baselines(results_dir)
+        if (b.run.suite, b.run.profile) == (suite, profile)
+        and b.run.git.commit is not None
+        and b.run.git.worktree_is_dirty is False
+    ]
+    if not found:
+        return None
+    return max(found, key=lambda r: r.started_at).git.commit
+
+
+def _relative(args: argparse.Namespace, config: GateConfig, results_dir: Path) -> GateReport:
+    for name in ("current", "baseline"):
+        if getattr(args, name) is not None:
+            raise GateConfigError(
+                f"--{name} and --against exclude each other: --against measures both sides now"
+            )
+    repo = Path(args.pyproject).parent
+    suite_path: Path = args.suite if args.suite.is_absolute() else repo / args.suite
+    suite = load_suite(suite_path)  # the working tree's suite must load before anything runs
+    ref = resolve_ref(
+        args.against,
+        repo,
+        baseline_commit=_baseline_commit(results_dir, suite.name, args.profile),
+    )
+    run_side = subprocess_runner(
+        suite_path,
+        args.profile,
+        data_dir=args.data_dir,
+        only=args.only,
+        sets=args.set,
+    )
+    print(
+        f"relative gate: {ref.describe()} vs the working tree, {args.pairs} processes a side, "
+        f"suite {suite_path} profile {args.profile}",
+        file=sys.stderr,
+        flush=True,
+    )
+    with contextlib.ExitStack() as stack:
+        if args.keep_runs is not None:
+            work = Path(args.keep_runs)
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="adrbench-gate-")))
+        tree = stack.enter_context(checkout(repo, ref.commit))
+        refs, currents = measure_pairs(
+            Side("ref", tree),
+            Side("current", repo, tuple(args.current_set)),
+            args.pairs,
+            run_side,
+            work,
+        )
+    injected = f"; current side with {', '.join(args.current_set)}" if args.current_set else ""
+    return evaluate_paired(
+        refs,
+        currents,
+        config,
+        baseline_source=f"REF {ref.describe()}, measured here, interleaved{injected}",
+    )
+
+
+def _committed(args: argparse.Namespace, config: GateConfig, results_dir: Path) -> GateReport:
     current = _current_run(args.current, results_dir)
     if args.baseline is None:
         found = load_baseline(
@@ -226,7 +383,4 @@ def run(args: argparse.Namespace) -> int:
             baseline, source = named.run, str(named.path)
         else:
             baseline, source = resolve_run(args.baseline, results_dir), args.baseline
-    report = evaluate(baseline, current, config, baseline_source=source, force=args.force)
-    render = {"table": render_table, "markdown": render_markdown, "json": render_json}
-    print(render[args.format](report), end="")
-    return 0 if report.passed else 1
+    return evaluate(baseline, current, config, baseline_source=source, force=args.force)

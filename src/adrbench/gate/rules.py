@@ -21,6 +21,7 @@ Every comparison becomes a row; all failing rows are collected and reported toge
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 import math
@@ -52,7 +53,9 @@ __all__ = [
     "Rule",
     "StepTimeRule",
     "Verdict",
+    "combine",
     "evaluate",
+    "evaluate_paired",
     "load_config",
     "parse_config",
 ]
@@ -106,6 +109,9 @@ class Comparison:
         significant: ``p_value < alpha`` (True where there is no noise model).
         unit: Catalogue unit of the metric, for formatting.
         message: The failure sentence (scenario, metric, rule, observed value, threshold).
+        se: Standard error of the change (of its log for relative changes) under the rule's
+            noise model; None where the rule has none (the threshold alone decides).
+        pairs: How many pairs of processes the change is the mean of (1: one run a side).
     """
 
     scenario: str
@@ -122,6 +128,8 @@ class Comparison:
     significant: bool
     unit: str
     message: str
+    se: float | None = None
+    pairs: int = 1
 
 
 def _pct(value: float) -> str:
@@ -176,11 +184,92 @@ class Rule(ABC):
         """Worse, beyond the threshold, and significant."""
         return comparison.worse and comparison.beyond and comparison.significant
 
+    @property
+    def alpha_level(self) -> float | None:
+        """The rule's significance level, None for rules without a noise model."""
+        return getattr(self, "alpha", None)
+
+    def compute_pairs(
+        self, scenario: str, pairs: Sequence[tuple[Metrics, Metrics]]
+    ) -> Comparison | None:
+        """Judge several (baseline, current) process pairs together (see :func:`combine`)."""
+        found = [self.compute(scenario, b, c) for b, c in pairs]
+        comparisons = [c for c in found if c is not None]
+        if len(comparisons) != len(found) or not comparisons:
+            return None
+        return combine(comparisons, self.alpha_level)
+
+
+def combine(comparisons: Sequence[Comparison], alpha: float | None) -> Comparison:
+    """One comparison from ``k`` pairs of processes, each measured side by side.
+
+    The change is the mean over pairs (of the log change for relative metrics). Its standard
+    error is the larger of two: the rule's noise model (each pair's ``se`` over ``sqrt(k)``) and
+    the spread actually observed between the pairs (their SD over ``sqrt(k)``, from ``k - 1``
+    degrees of freedom). The model keeps a lucky small spread from declaring noise significant;
+    the observation keeps one disturbed process from passing for a change. One pair is returned
+    as it is, so the committed-baseline mode is unchanged.
+    """
+    if len(comparisons) == 1:
+        return comparisons[0]
+    first, k = comparisons[0], len(comparisons)
+    values = [c.change if c.change is not None else 0.0 for c in comparisons]
+    changes = [math.log1p(v) for v in values] if first.relative else values
+    mean = sum(changes) / k
+    spread = math.sqrt(sum((x - mean) ** 2 for x in changes) / (k - 1))
+    p_value: float | None = None
+    se: float | None = None
+    if all(c.se is not None for c in comparisons):
+        model_se = math.sqrt(sum((c.se or 0.0) ** 2 for c in comparisons) / k) / math.sqrt(k)
+        se = max(model_se, spread / math.sqrt(k))
+        # No noise at all: any change is real (as process_aware_p_value with zero variance).
+        p_value = normal_two_sided_p(mean / se) if se > 0 else float(mean == 0)
+    change = math.expm1(mean) if first.relative else mean
+    levels_b = [c.baseline for c in comparisons if c.baseline is not None]
+    levels_c = [c.current for c in comparisons if c.current is not None]
+    baseline = median(levels_b) if levels_b else None
+    current = median(levels_c) if levels_c else None
+    worse = change > 0 if first.lower_is_better else change < 0
+    beyond = abs(change) > first.threshold + (0.0 if first.relative else 1e-12)
+    significant = p_value is None or (alpha is not None and p_value < alpha)
+    verb = "rose" if change > 0 else "fell"
+    amount = _pct(change) if first.relative else f"{abs(change):.4f}"
+    allowed = f"{first.threshold:.1%}" if first.relative else f"{first.threshold:.4f}"
+    why = (
+        f" and significant ({_p_clause(p_value, alpha)})"
+        if p_value is not None and alpha is not None
+        else ""
+    )
+    message = (
+        f"{first.scenario}: {first.metric} {verb} {amount} (mean of {k} interleaved pairs of "
+        f"processes; {_value(baseline, first.unit)} -> {_value(current, first.unit)}), beyond "
+        f"the {allowed} allowed{why}"
+    )
+    return Comparison(
+        scenario=first.scenario,
+        metric=first.metric,
+        baseline=baseline,
+        current=current,
+        change=change,
+        relative=first.relative,
+        threshold=first.threshold,
+        p_value=p_value,
+        lower_is_better=first.lower_is_better,
+        worse=worse,
+        beyond=beyond,
+        significant=significant,
+        unit=first.unit,
+        message=message,
+        se=se,
+        pairs=k,
+    )
+
 
 def _time_change(
     baseline: Metrics, current: Metrics, normalise: Normalise, process_cv: float
-) -> tuple[float, float]:
-    """Paired per-step log change (normalised if asked) and its process-aware p-value."""
+) -> tuple[float, float, float]:
+    """Paired per-step log change (normalised if asked), its process-aware p-value and its
+    standard error (within-pair sampling plus one process offset on each side)."""
     offset = 0.0
     if normalise == "matmul":
         # Step time x kernel speed is step time in units of "matmul work": a slower (busier,
@@ -195,7 +284,8 @@ def _time_change(
         process_sd=process_cv,
         log_offset=offset,
     )
-    return test.log_change, test.p_value
+    se = math.sqrt(test.within_se**2 + 2.0 * process_cv**2)
+    return test.log_change, test.p_value, se
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +321,7 @@ class StepTimeRule(Rule):
         b_times, c_times = baseline.throughput.step_times_s, current.throughput.step_times_s
         if not b_times or not c_times:
             return None
-        log_change, p = _time_change(baseline, current, self.normalise, self.process_cv)
+        log_change, p, se = _time_change(baseline, current, self.normalise, self.process_cv)
         change = math.expm1(log_change)
         b_level, c_level = median(b_times), median(c_times)
         significant = p < self.alpha
@@ -255,6 +345,7 @@ class StepTimeRule(Rule):
             significant=significant,
             unit="s",
             message=message,
+            se=se,
         )
 
 
@@ -320,6 +411,7 @@ class RatioRule(Rule):
             significant=p < self.alpha,
             unit=unit,
             message=message,
+            se=math.sqrt(2.0) * self.process_cv,
         )
 
 
@@ -383,6 +475,7 @@ class DeltaRule(Rule):
             significant=p is None or p < self.alpha,
             unit=METRICS[self.metric].unit,
             message=message,
+            se=math.sqrt(2.0) * self.noise_sd if self.noise_sd > 0 else None,
         )
 
 
@@ -414,18 +507,38 @@ class JointRule(Rule):
         )
 
     def compute(self, scenario: str, baseline: Metrics, current: Metrics) -> Comparison | None:
-        b = flatten_metrics(baseline).get(self.accuracy)
-        c = flatten_metrics(current).get(self.accuracy)
-        if b is None or c is None:
+        return self.compute_pairs(scenario, [(baseline, current)])
+
+    def compute_pairs(
+        self, scenario: str, pairs: Sequence[tuple[Metrics, Metrics]]
+    ) -> Comparison | None:
+        """Mean accuracy and mean log step-time change over the pairs, judged together."""
+        accuracy: list[tuple[float, float]] = []
+        log_changes: list[float] = []
+        for baseline, current in pairs:
+            b = flatten_metrics(baseline).get(self.accuracy)
+            c = flatten_metrics(current).get(self.accuracy)
+            if b is None or c is None:
+                return None
+            if not baseline.throughput.step_times_s or not current.throughput.step_times_s:
+                return None
+            log_change, _p_speed, _se = _time_change(
+                baseline, current, self.normalise, self.process_cv
+            )
+            accuracy.append((b, c))
+            log_changes.append(log_change)
+        if not accuracy:
             return None
-        if not baseline.throughput.step_times_s or not current.throughput.step_times_s:
-            return None
-        log_change, _p_speed = _time_change(baseline, current, self.normalise, self.process_cv)
+        k = len(accuracy)
+        b = sum(x for x, _ in accuracy) / k
+        c = sum(y for _, y in accuracy) / k
+        log_change = sum(log_changes) / k
         faster = log_change < 0
         drop = b - c
+        over = f" (mean of {k} interleaved pairs)" if k > 1 else ""
         message = (
             f"{scenario}: step time changed {_pct(math.expm1(log_change))} (faster) but "
-            f"{self.accuracy} fell {drop:.4f} ({b:.4f} -> {c:.4f}), more than the "
+            f"{self.accuracy} fell {drop:.4f} ({b:.4f} -> {c:.4f}){over}, more than the "
             f"{self.max_decrease:.4f} allowed for a faster run; speed may not be bought with "
             "accuracy"
         )
@@ -444,6 +557,7 @@ class JointRule(Rule):
             significant=True,  # the accuracy side has no noise model; any speed gain counts
             unit="ratio",
             message=message,
+            pairs=k,
         )
 
 
@@ -617,9 +731,9 @@ DEFAULT_CONFIG = GateConfig(
     rules=(
         StepTimeRule(max_increase=0.08, process_cv=0.02, normalise="matmul", alpha=0.01),
         RatioRule(
-            metric="peak_rss_bytes",
+            metric="train_peak_anon_rss_bytes",
             max_change=0.05,
-            process_cv=0.015,
+            process_cv=0.01,
             lower_is_better=True,
             alpha=0.01,
         ),
@@ -703,6 +817,9 @@ class GateReport:
         forced: Compared across environments/suites with ``--force``.
         rules: One-line descriptions of the rules applied.
         rows: Every comparison.
+        notes: What the reader should know about the comparison as a whole (e.g. a baseline
+            measured on another boot).
+        pairs: Pairs of processes compared (1 in the committed-baseline mode).
     """
 
     baseline_run: str
@@ -712,6 +829,8 @@ class GateReport:
     forced: bool
     rules: tuple[str, ...]
     rows: tuple[Row, ...]
+    notes: tuple[str, ...] = ()
+    pairs: int = 1
 
     @property
     def failures(self) -> tuple[Row, ...]:
@@ -771,14 +890,21 @@ def _describe_outcome(result: ScenarioResult) -> str:
     return result.status.value
 
 
+def _first_failed(results: Sequence[ScenarioResult]) -> ScenarioResult | None:
+    return next((r for r in results if r.status is Status.FAILED), None)
+
+
 def _rows_for(
     name: str,
-    baseline: ScenarioResult | None,
-    current: ScenarioResult | None,
+    baselines: Sequence[ScenarioResult | None],
+    currents: Sequence[ScenarioResult | None],
     config: GateConfig,
     current_run: str,
+    *,
+    relative: bool,
 ) -> list[Row]:
-    if current is None:
+    """The rows of one scenario over every pair of runs (one pair in the committed mode)."""
+    if any(c is None for c in currents):
         return [
             _scenario_row(
                 name,
@@ -787,55 +913,100 @@ def _rows_for(
                 "suite, or update the baseline if the scenario was removed on purpose",
             )
         ]
-    if baseline is None:
+    if any(b is None for b in baselines):
         return [_scenario_row(name, Verdict.NEW, None)]
-    if current.status is Status.FAILED:
+    base = [b for b in baselines if b is not None]
+    cur = [c for c in currents if c is not None]
+    failed = _first_failed(cur)
+    if failed is not None:
         return [
             _scenario_row(
                 name,
                 Verdict.FAILED,
-                f"{name}: failed in current run {current_run} ({_describe_outcome(current)}); "
-                f"it was {baseline.status.value} in the baseline",
+                f"{name}: failed in current run {current_run} ({_describe_outcome(failed)}); "
+                f"it was {base[0].status.value} in the baseline",
             )
         ]
-    if baseline.fingerprint != current.fingerprint:
-        return [
-            _scenario_row(
-                name,
-                Verdict.NOT_COMPARABLE,
-                f"{name}: the benchmark definition changed (fingerprint {baseline.fingerprint} -> "
-                f"{current.fingerprint}); not compared — update the baseline "
-                "(adrbench baseline update)",
-            )
-        ]
-    if current.status is Status.SKIPPED:
-        if baseline.status is Status.OK:
+    notes: list[str] = []
+    prints_b = {b.fingerprint for b in base}
+    prints_c = {c.fingerprint for c in cur}
+    if prints_b != prints_c:
+        if not relative:
+            return [
+                _scenario_row(
+                    name,
+                    Verdict.NOT_COMPARABLE,
+                    f"{name}: the benchmark definition changed (fingerprint "
+                    f"{base[0].fingerprint} -> {cur[0].fingerprint}); not compared — update the "
+                    "baseline (adrbench baseline update)",
+                )
+            ]
+        # Both sides ran the same suite file: a different fingerprint means REF's code resolves
+        # the scenario differently (a changed default), which is part of the change under test.
+        notes.append(
+            f"{name}: REF and the working tree resolve the same suite entry differently "
+            f"(fingerprint {base[0].fingerprint} -> {cur[0].fingerprint}); compared anyway, as "
+            "part of the change"
+        )
+    if any(c.status is Status.SKIPPED for c in cur):
+        skipped = next(c for c in cur if c.status is Status.SKIPPED)
+        if any(b.status is Status.OK for b in base):
             return [
                 _scenario_row(
                     name,
                     Verdict.MISSING,
                     f"{name}: skipped in current run {current_run} "
-                    f"({_describe_outcome(current)}) but measured in the baseline",
+                    f"({_describe_outcome(skipped)}) but measured in the baseline",
                 )
             ]
         return [_scenario_row(name, Verdict.SKIPPED, None)]
-    if baseline.status is not Status.OK or baseline.metrics is None:
+    if any(b.status is not Status.OK or b.metrics is None for b in base):
+        bad = next(b for b in base if b.status is not Status.OK or b.metrics is None)
         return [
             _scenario_row(
                 name,
                 Verdict.NOT_COMPARABLE,
-                f"{name}: {baseline.status.value} in the baseline, nothing to compare with",
+                f"{name}: {bad.status.value} in the baseline, nothing to compare with",
             )
         ]
-    assert current.metrics is not None  # status ok carries metrics (ScenarioResult invariant)
+    pairs = []
+    for b, c in zip(base, cur, strict=True):
+        assert b.metrics is not None and c.metrics is not None  # status ok carries metrics
+        pairs.append((b.metrics, c.metrics))
     rows = []
     for rule in config.rules:
-        comparison = rule.compute(name, baseline.metrics, current.metrics)
+        comparison = rule.compute_pairs(name, pairs)
         if comparison is None:
             rows.append(Row(name, rule.label, "—", "—", "—", "—", None, Verdict.NOT_MEASURED, None))
         else:
             rows.append(_comparison_row(rule, comparison))
+    if notes:
+        first = rows[0]
+        rows[0] = Row(
+            first.scenario,
+            first.metric,
+            first.baseline,
+            first.current,
+            first.change,
+            first.threshold,
+            first.p_value,
+            first.verdict,
+            first.message if first.verdict.fails else "; ".join(notes),
+        )
     return rows
+
+
+def _boot_note(baseline: RunRecord, current: RunRecord) -> str | None:
+    b_boot, c_boot = baseline.environment.boot_id, current.environment.boot_id
+    if c_boot is None or b_boot == c_boot:  # same boot, or this platform records none
+        return None
+    where = "an unrecorded boot" if b_boot is None else f"another boot ({b_boot[:8]})"
+    return (
+        f"the baseline (run {baseline.run_id}, {baseline.started_at[:10]}) was measured on "
+        f"{where} of a machine with this fingerprint; such machines have differed by up to ~13% "
+        "in step time from one session to the next, so a time verdict here may be the machine, "
+        "not the change: `adrbench gate --against REF` measures both sides in this job"
+    )
 
 
 def evaluate(
@@ -846,7 +1017,7 @@ def evaluate(
     baseline_source: str,
     force: bool = False,
 ) -> GateReport:
-    """Compare every scenario and rule; collect every row.
+    """Compare every scenario and rule of one run with its committed baseline.
 
     Args:
         baseline: The baseline run.
@@ -874,20 +1045,68 @@ def evaluate(
             f"{current.suite!r} profile {current.profile!r}; compare runs of the same suite and "
             "profile, or pass --force"
         )
-    b_by_name = {r.name: r for r in baseline.scenarios}
-    c_by_name = {r.name: r for r in current.scenarios}
-    names = list(b_by_name) + [n for n in c_by_name if n not in b_by_name]
+    report = evaluate_paired(
+        [baseline], [current], config, baseline_source=baseline_source, relative=False
+    )
+    boot = _boot_note(baseline, current) if b_env == c_env else None
+    return dataclasses.replace(
+        report,
+        forced=force and (b_env != c_env),
+        notes=report.notes + ((boot,) if boot else ()),
+    )
+
+
+def evaluate_paired(
+    baselines: Sequence[RunRecord],
+    currents: Sequence[RunRecord],
+    config: GateConfig,
+    *,
+    baseline_source: str,
+    relative: bool = True,
+) -> GateReport:
+    """Compare runs pair by pair (``baselines[i]`` with ``currents[i]``), every scenario and rule.
+
+    In the relative mode both sides ran here, interleaved, from one suite file: machine and
+    suite need no check, and a scenario whose fingerprint differs between the sides is compared
+    with a note (REF's code resolves it differently, which is part of the change).
+
+    Raises:
+        GateInputError: no runs, unequal numbers of runs, or no scenario in common.
+    """
+    if not baselines or len(baselines) != len(currents):
+        raise GateInputError(
+            f"{baseline_source}: {len(baselines)} baseline run(s) and {len(currents)} current "
+            "run(s); the gate compares runs in pairs"
+        )
+    b_maps = [{r.name: r for r in run.scenarios} for run in baselines]
+    c_maps = [{r.name: r for r in run.scenarios} for run in currents]
+    names = list(b_maps[0]) + [n for n in c_maps[0] if n not in b_maps[0]]
+    if relative and not set(b_maps[0]) & set(c_maps[0]):
+        raise GateInputError(
+            f"{baseline_source}: REF's runs ({', '.join(sorted(b_maps[0]))}) and the working "
+            f"tree's ({', '.join(sorted(c_maps[0]))}) have no scenario in common; nothing to "
+            "compare"
+        )
+    current_ids = ", ".join(r.run_id for r in currents)
     rows: list[Row] = []
     for name in names:
         rows.extend(
-            _rows_for(name, b_by_name.get(name), c_by_name.get(name), config, current.run_id)
+            _rows_for(
+                name,
+                [m.get(name) for m in b_maps],
+                [m.get(name) for m in c_maps],
+                config,
+                current_ids,
+                relative=relative,
+            )
         )
     return GateReport(
-        baseline_run=baseline.run_id,
+        baseline_run=", ".join(r.run_id for r in baselines),
         baseline_source=baseline_source,
-        current_run=current.run_id,
-        environment=c_env,
-        forced=force and (b_env != c_env),
+        current_run=current_ids,
+        environment=currents[0].environment.fingerprint,
+        forced=False,
         rules=tuple(rule.describe() for rule in config.rules),
         rows=tuple(rows),
+        pairs=len(currents),
     )
