@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import jinja2
 from tabulate import tabulate
 
+from adrbench.decisions.evidence import adr_runs, evidence_runs, evidence_suites
 from adrbench.decisions.staleness import Staleness
 from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 from adrbench.errors import UserError
@@ -39,7 +40,7 @@ from adrbench.results.record import (
     ScenarioResult,
     Status,
 )
-from adrbench.results.store import latest_per_environment, run_path
+from adrbench.results.store import run_path
 from adrbench.stats import Estimate, estimate
 from adrbench.units import format_bytes, format_count
 
@@ -620,20 +621,6 @@ def combine_verdicts(per_run: Sequence[AdrVerdicts]) -> AdrVerdicts:
 # --- which scenarios ---------------------------------------------------------------------------
 
 
-def evidence_suites(evidence: Sequence[str]) -> tuple[str, ...]:
-    """The suites an ADR's evidence entries come from, in the ADR's order.
-
-    Args:
-        evidence: The ADR's evidence entries: ``suite`` or ``suite/scenario``.
-    """
-    suites: list[str] = []
-    for entry in evidence:
-        suite = entry.partition("/")[0]
-        if suite not in suites:
-            suites.append(suite)
-    return tuple(suites)
-
-
 def evidence_scenarios(evidence: Sequence[str], runs: Sequence[RunRecord]) -> tuple[str, ...]:
     """The scenarios an ADR shows, in the ADR's order.
 
@@ -900,8 +887,7 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
     from adrbench.decisions.verdicts import judge_adr
 
     adrs = load_adrs(adr_dir)
-    suites = sorted({suite for adr in adrs for suite in evidence_suites(adr.evidence)})
-    runs = [run for suite in suites for run in latest_per_environment(results_dir, suite=suite)]
+    runs = evidence_runs(results_dir, {s for adr in adrs for s in evidence_suites(adr.evidence)})
     # Probes run once, in the same call as the first run's facts (without a run: the live env).
     first = build_facts(runs[0] if runs else None, probes=probes)
     probe_values = {k: v for k, v in first.values.items() if k.startswith("probes.")}
@@ -921,10 +907,9 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
     judged: list[JudgedAdr] = []
     problems: list[Problem] = []
     for adr in adrs:
-        adr_suites = evidence_suites(adr.evidence)
         try:
             per_run = tuple(
-                (run, judge_adr(adr, facts_for(run))) for run in runs if run.suite in adr_suites
+                (run, judge_adr(adr, facts_for(run))) for run in adr_runs(adr.evidence, runs)
             )
             if per_run:
                 verdicts = combine_verdicts([v for _, v in per_run])
