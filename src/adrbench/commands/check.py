@@ -436,8 +436,8 @@ def _closing(items: Sequence[EnvironmentJudgement], this: str) -> str:
     revisit = [
         f"ADR-{number:04d} on {i.verdicts.fingerprint}"
         for i in items
-        for number in dict.fromkeys(
-            a.number for r in i.runs for a in r.judgement.verdicts if a.needs_attention
+        for number in sorted(
+            {a.number for r in i.runs for a in r.judgement.verdicts if a.needs_attention}
         )
     ]
     stale = [i.verdicts.fingerprint for i in items if i.stale]
