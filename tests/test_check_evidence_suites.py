@@ -206,6 +206,77 @@ def test_an_adr_naming_two_suites_is_judged_on_the_one_with_a_run(
     assert "not judged (no run" not in out
 
 
+# An ADR comparing scenarios of two suites: judged on the union of their runs.
+BOTH_ADR = """---
+status: accepted
+evidence: [finetune_sts/full, other_suite/fast]
+claims:
+  - id: fast-beats-full
+    text: The fast scenario trains faster than full fine-tuning
+    holds_if: results.fast.samples_per_s > results.full.samples_per_s / 2
+---
+
+# Train the fast way
+"""
+
+
+def test_an_adr_naming_two_suites_is_judged_once_on_the_union_of_their_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an ADR comparing a finetune_sts scenario with an other_suite one, and a run of each
+    adrs = _adrs(tmp_path, BOTH_ADR)
+    results = _results(tmp_path, sts=(THIS,), other=(THIS,))
+    # WHEN checked
+    assert check(adrs, results) == 0
+    out = capsys.readouterr().out
+    # THEN it is judged once, on both runs together, and the claim across suites is decided
+    assert out.count("ADR-0001 Train the fast way [accepted]") == 1
+    assert (
+        "Judged against run 20261128T120000Z-finetune_sts-full-0000 (suite finetune_sts, profile "
+        "quick) and run 20261128T130000Z-other_suite-quick-0000 (suite other_suite, profile quick) "
+        "together (environment this-machine, cpu; env.* and model.* from the first).\n"
+    ) in out
+    assert "ADR-0001 Train the fast way [accepted]: all claims hold, no trigger fired" in out
+    assert "Evidence (suite finetune_sts): " in out and "Evidence (suite other_suite): " in out
+
+
+def test_a_scenario_in_two_of_an_adrs_suites_is_an_error_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN other_suite's run also has a scenario called "full"
+    adrs = _adrs(tmp_path, BOTH_ADR)
+    results = _results(tmp_path, sts=(THIS,), other=())
+    clash = make_run(
+        [make_ok("fast"), make_ok("full")],
+        run_id="20261128T130000Z-other_suite-quick-0000",
+        suite="other_suite",
+        environment=THIS,
+    )
+    store.write_run(clash, results)
+    # WHEN checked THEN bad input (exit 2), naming the ADR, the scenario, both suites and runs
+    assert check(adrs, results) == 2
+    err = capsys.readouterr().err
+    assert "ADR-0001 (" in err and "0001-other.md): scenario 'full' is in both suite " in err
+    assert (
+        "suite finetune_sts (run 20261128T120000Z-finetune_sts-full-0000) and suite other_suite "
+        "(run 20261128T130000Z-other_suite-quick-0000), so results.full.* would be ambiguous; "
+        "rename it in one of bench/finetune_sts.toml and bench/other_suite.toml"
+    ) in " ".join(err.split())
+
+
+def test_the_report_judges_an_adr_of_two_suites_on_their_union_too(tmp_path: Path) -> None:
+    # GIVEN the same ADR and runs WHEN judged for the report THEN both runs are its columns, and
+    # each is judged on the union (the claim across suites holds, as in check)
+    from adrbench.reports.render import judge_for_report
+
+    adrs = _adrs(tmp_path, BOTH_ADR)
+    results = _results(tmp_path, sts=(THIS,), other=(THIS,))
+    (judged,) = judge_for_report(adrs, results, probes=False)
+    assert [run.suite for run, _ in judged.runs] == ["finetune_sts", "other_suite"]
+    assert [v.outcome.value for _, adr in judged.runs for v in adr.verdicts] == ["holds", "holds"]
+    assert [v.outcome.value for v in judged.verdicts.verdicts] == ["holds"]
+
+
 # --- the selection both check and report use ---------------------------------------------------
 
 

@@ -180,10 +180,18 @@ def _source(judgement: Judgement) -> str:
     run = judgement.run
     if run is None:
         where = "no run for this environment yet (results.* and model.* are unknown)"
-    else:
+    elif not judgement.also:
         where = (
             f"run {run.run_id} (suite {run.suite}, profile {run.profile}, "
             f"environment {run.environment.fingerprint}, {run.environment.device_kind})"
+        )
+    else:
+        listed = " and ".join(
+            f"run {r.run_id} (suite {r.suite}, profile {r.profile})" for r in judgement.runs
+        )
+        where = (
+            f"{listed} together (environment {run.environment.fingerprint}, "
+            f"{run.environment.device_kind}; env.* and model.* from the first)"
         )
     lines = [f"Judged against {where}."]
     if judgement.facts.what_if:
@@ -292,6 +300,9 @@ def _json_data(judgement: Judgement) -> dict[str, object]:
             "profile": run.profile,
             "environment": run.environment.fingerprint,
         },
+        "also_runs": [
+            {"run_id": r.run_id, "suite": r.suite, "profile": r.profile} for r in judgement.also
+        ],
         "what_if": dict(judgement.facts.what_if),
         "needs_attention": judgement.needs_attention,
         "adrs": [
@@ -343,10 +354,23 @@ EXIT_NO_EVIDENCE = 3
 
 @dataclass(frozen=True, slots=True)
 class RunJudgement:
-    """One run's judgement (of the ADRs it is evidence for) and whether it is stale."""
+    """One judgement (of the ADRs whose evidence is its runs) and whether each run is stale."""
 
     judgement: Judgement
-    staleness: Staleness
+    staleness: tuple[Staleness, ...]  # one per run of the judgement, in order
+
+    @property
+    def stale(self) -> bool:
+        return any(s.stale for s in self.staleness)
+
+    def evidence(self) -> str:
+        """``Evidence: <staleness>``, a line per run (naming its suite) when there are several."""
+        if len(self.staleness) == 1:
+            return f"Evidence: {self.staleness[0].summary()}"
+        return "\n".join(
+            f"Evidence (suite {run.suite}): {staleness.summary()}"
+            for run, staleness in zip(self.judgement.runs, self.staleness, strict=True)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +387,7 @@ class EnvironmentJudgement:
 
     @property
     def stale(self) -> bool:
-        return any(r.staleness.stale for r in self.runs)
+        return any(r.stale for r in self.runs)
 
 
 def _environment_head(item: EnvironmentJudgement) -> str:
@@ -396,9 +420,9 @@ def format_environments(items: Sequence[EnvironmentJudgement], fmt: str, this: s
                 {
                     **_json_data(r.judgement),
                     "this_machine": i.here,
-                    "stale": r.staleness.stale,
-                    "stale_reasons": list(r.staleness.reasons),
-                    "stale_notes": list(r.staleness.notes),
+                    "stale": r.stale,
+                    "stale_reasons": [x for st in r.staleness for x in st.reasons],
+                    "stale_notes": [x for st in r.staleness for x in st.notes],
                 }
                 for i in items
                 for r in i.runs
@@ -410,10 +434,7 @@ def format_environments(items: Sequence[EnvironmentJudgement], fmt: str, this: s
     for item in items:
         head = _environment_head(item)
         head = f"## {head}\n" if fmt == "markdown" else head
-        parts = [
-            f"Evidence: {r.staleness.summary()}\n\n{_FORMATTERS[fmt](r.judgement)}"
-            for r in item.runs
-        ]
+        parts = [f"{r.evidence()}\n\n{_FORMATTERS[fmt](r.judgement)}" for r in item.runs]
         if item.verdicts.missing:
             parts.append(_missing_lines(item.verdicts.missing) + "\n")
         blocks.append(head + "\n" + "\n".join(parts))
@@ -550,7 +571,9 @@ def _run_environments(args: argparse.Namespace, only: Sequence[Path] | None) -> 
         runs = []
         for judgement in verdicts.judgements:
             assert judgement.run is not None  # judge_environments judges runs only
-            staleness = judge_staleness(judgement.run, root=root, this_environment=this)
+            staleness = tuple(
+                judge_staleness(run, root=root, this_environment=this) for run in judgement.runs
+            )
             runs.append(RunJudgement(judgement, staleness))
         items.append(EnvironmentJudgement(verdicts, tuple(runs), verdicts.fingerprint == this))
     print(format_environments(items, args.format, this), end="")

@@ -2,11 +2,12 @@
 
 An ADR names its suites in its front matter (``evidence: [finetune_sts/full, speed_levers]``); it
 is judged on each environment's evidence run of each of those suites (the newest run of the most
-thorough profile, :func:`adrbench.results.store.latest_per_environment`), each suite's run on its
-own: ``results.<scenario>.*`` resolve from that one run, so a scenario of another suite the ADR
-also names is unknown there (judged per suite, not on the union of the suites' runs). A suite
-with no run on an environment is said so (:class:`MissingEvidence`), never judged against a run
-of another suite. ``adrbench check`` and ``adrbench report`` both select runs here.
+thorough profile, :func:`adrbench.results.store.latest_per_environment`), together:
+``results.<scenario>.*`` resolve from the union of those runs (a scenario name two of them share
+is an error, :func:`adrbench.decisions.facts.build_facts`), ``env.*`` and ``model.*`` from the run
+of the first suite it names. A suite with no run on an environment is said so
+(:class:`MissingEvidence`), never replaced by a run of another suite. ``adrbench check`` and
+``adrbench report`` both select runs here.
 """
 
 from __future__ import annotations
@@ -56,19 +57,19 @@ def evidence_runs(results_dir: Path, suites: Iterable[str]) -> tuple[RunRecord, 
 def adr_runs(
     evidence: Sequence[str], runs: Iterable[RunRecord], *, environment: str | None = None
 ) -> tuple[RunRecord, ...]:
-    """The runs among ``runs`` that are evidence for an ADR: those of the suites it names.
+    """The runs among ``runs`` that are evidence for an ADR: those of the suites it names, in
+    the ADR's order of suites (then in ``runs``' order).
 
     Args:
         evidence: The ADR's evidence entries.
         runs: Candidate runs (e.g. from :func:`evidence_runs`).
         environment: Only runs of this environment fingerprint, if given.
     """
-    suites = evidence_suites(evidence)
+    candidates = [
+        r for r in runs if environment is None or r.environment.fingerprint == environment
+    ]
     return tuple(
-        run
-        for run in runs
-        if run.suite in suites
-        and (environment is None or run.environment.fingerprint == environment)
+        run for suite in evidence_suites(evidence) for run in candidates if run.suite == suite
     )
 
 

@@ -15,6 +15,7 @@ from adrbench.decisions.adr import Adr, AdrError, Item, Problem, adr_paths, lint
 from adrbench.decisions.evidence import MissingEvidence, adr_runs, evidence_runs, evidence_suites
 from adrbench.decisions.expressions import ExpressionError, Missing, Value, caret_snippet, evaluate
 from adrbench.decisions.facts import Facts, build_facts
+from adrbench.errors import UserError
 from adrbench.results.record import RunRecord
 from adrbench.stats import Estimate
 
@@ -278,16 +279,25 @@ class Judgement:
     """The verdicts of a ``check``, with what they were judged against.
 
     Args:
-        run: The run the facts came from (None: no run yet for this environment).
+        run: The run the facts came from (None: no run yet for this environment); for ADRs
+            naming several suites, the run of the first (``env.*`` and ``model.*`` come from it).
         facts: The namespace, what-if overrides included.
         verdicts: One per ADR judged on ``run``, by number.
         missing: The ADRs not judged on ``run`` because it is not of a suite they name.
+        also: The runs of the ADRs' other suites on the same environment, whose scenarios join
+            ``results.*``.
     """
 
     run: RunRecord | None
     facts: Facts
     verdicts: tuple[AdrVerdicts, ...]
     missing: tuple[MissingEvidence, ...] = ()
+    also: tuple[RunRecord, ...] = ()
+
+    @property
+    def runs(self) -> tuple[RunRecord, ...]:
+        """Every run judged on: ``run``, then ``also``."""
+        return (self.run, *self.also) if self.run is not None else ()
 
     @property
     def needs_attention(self) -> bool:
@@ -446,13 +456,18 @@ def judge_environments(
     if environment is not None:
         fingerprints = [f for f in fingerprints if f.startswith(environment)]
     plans = [_plan(f, runs, any_suite.get(f), adrs) for f in fingerprints]
-    facts = _facts_per_run([r for p in plans for r in p.runs], what_if or {}, probes)
+    facts = _facts_per_run_set([g for p in plans for g in p.groups], what_if or {}, probes)
     return [
         EnvironmentVerdicts(
             p.fingerprint,
             tuple(
-                Judgement(run, facts[run.run_id], _judge_adrs(adrs_on, facts[run.run_id]))
-                for run, adrs_on in zip(p.runs, p.adrs, strict=True)
+                Judgement(
+                    group.runs[0],
+                    facts[group.key],
+                    _judge_adrs(group.adrs, facts[group.key]),
+                    also=group.runs[1:],
+                )
+                for group in p.groups
             ),
             p.missing,
         )
@@ -461,24 +476,35 @@ def judge_environments(
 
 
 @dataclass(frozen=True, slots=True)
+class _Group:
+    """ADRs judged on the same runs (one per suite they name, the first suite's first)."""
+
+    runs: tuple[RunRecord, ...]
+    adrs: tuple[Adr, ...]
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(r.run_id for r in self.runs)
+
+
+@dataclass(frozen=True, slots=True)
 class _Plan:
-    """What one environment judges: each run with the ADRs it is evidence for, and the gaps."""
+    """What one environment judges: the ADRs grouped by the runs they are judged on, the gaps."""
 
     fingerprint: str
-    runs: tuple[RunRecord, ...]
-    adrs: tuple[tuple[Adr, ...], ...]  # per run
+    groups: tuple[_Group, ...]
     missing: tuple[MissingEvidence, ...]
 
 
 def _plan(
     fingerprint: str, runs: Sequence[RunRecord], fallback: RunRecord | None, adrs: Sequence[Adr]
 ) -> _Plan:
-    """Which ADRs each of ``fingerprint``'s runs is evidence for (``fallback``: its evidence run
-    of any suite, for ADRs that name none)."""
+    """Which runs of ``fingerprint`` each ADR is judged on (``fallback``: its evidence run of any
+    suite, for ADRs that name none), grouped by run set in the order of their first run."""
     here = [r for r in runs if r.environment.fingerprint == fingerprint]
     if fallback is not None and all(r.run_id != fallback.run_id for r in here):
         here.append(fallback)
-    judged_on: dict[str, list[Adr]] = {}
+    judged_on: dict[tuple[str, ...], tuple[tuple[RunRecord, ...], list[Adr]]] = {}
     missing: list[MissingEvidence] = []
     for adr in adrs:
         suites = evidence_suites(adr.evidence)
@@ -488,32 +514,49 @@ def _plan(
             missing.append(
                 MissingEvidence(adr.number, adr.title, absent, fingerprint, judged=bool(chosen))
             )
-        for run in chosen:
-            judged_on.setdefault(run.run_id, []).append(adr)
-    used = tuple(r for r in here if r.run_id in judged_on)
-    return _Plan(fingerprint, used, tuple(tuple(judged_on[r.run_id]) for r in used), tuple(missing))
+        if chosen:
+            key = tuple(r.run_id for r in chosen)
+            judged_on.setdefault(key, (chosen, []))[1].append(adr)
+    order = {r.run_id: index for index, r in enumerate(here)}
+    groups = sorted(
+        (_Group(chosen, tuple(on)) for chosen, on in judged_on.values()),
+        key=lambda g: [order[i] for i in g.key],
+    )
+    return _Plan(fingerprint, tuple(groups), tuple(missing))
 
 
-def _facts_per_run(
-    runs: Sequence[RunRecord], what_if: Mapping[str, str], probes: bool
-) -> dict[str, Facts]:
-    """Each run's facts, by run id; the premise probes run once, with the first (this machine)."""
-    built: dict[str, Facts] = {}
-    probe_values: dict[str, Value | Missing] = {}
+def _facts_per_run_set(
+    groups: Sequence[_Group], what_if: Mapping[str, str], probes: bool
+) -> dict[tuple[str, ...], Facts]:
+    """Each run set's facts, by run ids; the premise probes run once, with the first (this
+    machine).
+
+    Raises:
+        UserError: two runs of a set share a scenario name (naming the ADRs and both suites).
+    """
+    built: dict[tuple[str, ...], Facts] = {}
+    probe_values: dict[str, Value | Missing] | None = None
     probe_details: Mapping[str, str] = {}
-    for index, run in enumerate(runs):
-        if index == 0:
-            base = build_facts(run, probes=probes)
-            probe_values = {k: v for k, v in base.values.items() if k.startswith("probes.")}
-            probe_details = base.probe_details
-        else:
-            plain = build_facts(run, probes=False)
-            base = Facts(
-                values={**plain.values, **probe_values},
-                run_id=plain.run_id,
-                probe_details=probe_details,
-            )
-        built[run.run_id] = base.with_what_if(what_if) if what_if else base
+    for group in groups:
+        if group.key in built:
+            continue
+        first, *also = group.runs
+        try:
+            if probe_values is None:
+                base = build_facts(first, also=also, probes=probes)
+                probe_values = {k: v for k, v in base.values.items() if k.startswith("probes.")}
+                probe_details = base.probe_details
+            else:
+                plain = build_facts(first, also=also, probes=False)
+                base = Facts(
+                    values={**plain.values, **probe_values},
+                    run_id=plain.run_id,
+                    probe_details=probe_details,
+                )
+        except UserError as error:
+            names = ", ".join(f"ADR-{a.number:04d} ({a.path})" for a in group.adrs)
+            raise UserError(f"{names}: {error}") from None
+        built[group.key] = base.with_what_if(what_if) if what_if else base
     return built
 
 

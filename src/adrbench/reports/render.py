@@ -870,7 +870,9 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
 
     Not ``verdicts.judge_all``: that picks the run of the machine it runs on, so a report made on
     CI would differ from one made on the benchmark box. Here each environment's column is judged
-    on its own run, whatever machine renders it. Only the premise probes run here (once), since
+    on its own run, whatever machine renders it; an ADR naming several suites is judged on the
+    union of its suites' runs on each environment (as ``check`` judges it, both selecting runs
+    through :mod:`adrbench.decisions.evidence`). Only the premise probes run here (once), since
     they are not recorded in results.
 
     Args:
@@ -881,6 +883,7 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
     Raises:
         AdrError: lint problems or expressions that cannot be judged, all of them.
         ResultsError: a corrupt results file.
+        UserError: two runs of an ADR's suites share a scenario name.
     """
     from adrbench.decisions.adr import AdrError, Problem, load_adrs
     from adrbench.decisions.facts import Facts, build_facts
@@ -891,12 +894,13 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
     # Probes run once, in the same call as the first run's facts (without a run: the live env).
     first = build_facts(runs[0] if runs else None, probes=probes)
     probe_values = {k: v for k, v in first.values.items() if k.startswith("probes.")}
-    facts: dict[str | None, Facts] = {first.run_id: first}
+    facts: dict[tuple[str, ...], Facts] = {(runs[0].run_id,) if runs else (): first}
 
-    def facts_for(run: RunRecord | None) -> Facts:
-        key = run.run_id if run is not None else None
+    def facts_for(together: Sequence[RunRecord]) -> Facts:
+        """The facts of an ADR's runs on one environment: their union (as ``check`` judges)."""
+        key = tuple(r.run_id for r in together)
         if key not in facts:
-            base = build_facts(run, probes=False)
+            base = build_facts(together[0] if together else None, also=together[1:], probes=False)
             facts[key] = Facts(
                 values={**base.values, **probe_values},
                 run_id=base.run_id,
@@ -907,17 +911,24 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
     judged: list[JudgedAdr] = []
     problems: list[Problem] = []
     for adr in adrs:
+        chosen = adr_runs(adr.evidence, runs)
         try:
-            per_run = tuple(
-                (run, judge_adr(adr, facts_for(run))) for run in adr_runs(adr.evidence, runs)
-            )
+            by_environment = {
+                fingerprint: judge_adr(
+                    adr, facts_for(adr_runs(adr.evidence, chosen, environment=fingerprint))
+                )
+                for fingerprint in dict.fromkeys(r.environment.fingerprint for r in chosen)
+            }
+            per_run = tuple((run, by_environment[run.environment.fingerprint]) for run in chosen)
             if per_run:
-                verdicts = combine_verdicts([v for _, v in per_run])
+                verdicts = combine_verdicts(list(by_environment.values()))
             else:
-                verdicts = judge_adr(adr, facts_for(None))
+                verdicts = judge_adr(adr, facts_for(()))
         except AdrError as error:
             problems.extend(error.problems)
             continue
+        except UserError as error:
+            raise UserError(f"ADR-{adr.number:04d} ({adr.path}): {error}") from None
         judged.append(JudgedAdr(verdicts, per_run))
     if problems:
         raise AdrError(problems)
