@@ -80,11 +80,16 @@ def test_evidence_elsewhere_is_judged_and_this_machine_is_said_to_have_none(
     assert "  not fired  trigger  cuda " in cpu_part
     assert "  FIRED      trigger  cuda " in cuda_part
     *_, summary, last = out.splitlines()
-    # (the repository's ADRs are judged, so later ones, e.g. ADR-0005's torch and CPU triggers,
-    # may join the list; these three must be in it)
+    # (the repository's ADRs are judged, so later ones of suite finetune_sts may join the list;
+    # these three must be in it; ADR-0005 is of suite speed_levers, which has no run here)
     assert summary.startswith("2 environment(s) judged; revisit ADR-0001 on cpu-elsewhere, ")
     for revisit in ("ADR-0001 on cuda-box", "ADR-0002 on cuda-box"):
         assert revisit in summary
+    assert "ADR-0005 on" not in summary.split("; not judged")[0]
+    assert (
+        "not judged (no run of their suites): ADR-0005 on cpu-elsewhere, ADR-0005 on cuda-box"
+        in (summary)
+    )
     assert last == (
         "This machine (this-machine) has no evidence of its own: run `adrbench run "
         "bench/finetune_sts.toml` to add it."

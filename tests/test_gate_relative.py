@@ -22,9 +22,11 @@ from adrbench.gate.relative import (
 from adrbench.gate.rules import (
     DEFAULT_CONFIG,
     GateInputError,
+    StepTimeRule,
     Verdict,
     evaluate,
     evaluate_paired,
+    for_relative,
 )
 from adrbench.results.record import RunRecord
 from factories import make_environment, make_run
@@ -285,3 +287,16 @@ def test_cli_refuses_an_unknown_ref(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no-such-ref-anywhere" in done.stderr
     assert done.stderr.count("\n") == 1  # one clear line
+
+
+def test_the_relative_mode_compares_raw_step_times() -> None:
+    # A REF process whose kernel calibration was disturbed (10% slower matmul) must not shift
+    # the time comparison: both sides ran on the same machine, interleaved.
+    ref = [make_run([timed(flops=0.9e11)]), make_run([timed()])]
+    cur = [make_run([timed()]), make_run([timed()])]
+    normalised = evaluate_paired(ref, cur, DEFAULT_CONFIG, baseline_source="REF")
+    raw = evaluate_paired(ref, cur, for_relative(DEFAULT_CONFIG), baseline_source="REF")
+    assert next(r for r in normalised.rows if r.metric == "step_time_s").change == "+5.4%"
+    assert next(r for r in raw.rows if r.metric == "step_time_s").change == "+0.0%"
+    (time_rule,) = [r for r in for_relative(DEFAULT_CONFIG).rules if isinstance(r, StepTimeRule)]
+    assert "raw" in time_rule.describe()

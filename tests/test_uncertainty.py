@@ -148,6 +148,16 @@ def test_n1_device_memory_is_noisy_only_when_it_is_an_rss(source: str, noisy: bo
     assert sd == (RSS_SD_BYTES if noisy else None)
 
 
+def test_n1_anonymous_rss_gets_its_own_small_noise() -> None:
+    from adrbench.results.metrics import ANON_RSS_CV, RSS_SD_BYTES, process_noise_sd
+
+    # GIVEN a 1 GB anonymous-RSS peak measured once
+    sd = process_noise_sd("train_peak_anon_rss_bytes", 1e9, 1)
+    # THEN its interval is ~1% of it, far narrower than the page-cache noise of whole RSS
+    assert sd == 1e9 * ANON_RSS_CV
+    assert sd is not None and sd < RSS_SD_BYTES / 5
+
+
 def test_n1_without_a_documented_noise_is_exact() -> None:
     e = estimate([(42, 0.82)])
     assert e.exact and e.method == "exact"

@@ -8,16 +8,20 @@ Examples::
     adrbench check 2 --what-if model.parameters=7B   # would a 7B model reopen ADR-0002?
     adrbench check --results 20261128T120000Z-finetune_sts-quick-0001 --format json
 
-It lints the ADRs first, then judges each environment that has evidence in ``results/runs/`` (its
-newest run of the most thorough profile, as the report does) and says whether that evidence is
-stale (:mod:`adrbench.decisions.staleness`). Exit status: 0 nothing to revisit; 1 a trigger fired,
-a claim failed or a premise went stale on any environment (or, with ``--fail-on-stale``, some
-evidence is stale; with ``--strict``, a verdict is inconclusive); 2 bad input (a broken ADR, an
-unknown fact, a corrupt results file); 3 no evidence at all (no run anywhere, or none of the
-environment ``--env`` names). Unknown verdicts (a skipped scenario, a missing fact) are printed as
-UNKNOWN with their reason, inconclusive ones (the 95% interval straddles the threshold) as
-INCONCLUSIVE with the interval and about how many repetitions would resolve them; neither fails a
-plain check, and neither is ever shown as fine.
+It lints the ADRs first, then judges each environment that has evidence in ``results/runs/``: each
+ADR on that environment's evidence run of each suite its ``evidence`` names (the newest run of the
+most thorough profile, chosen by :mod:`adrbench.decisions.evidence` as for the report), and says
+whether that evidence is stale (:mod:`adrbench.decisions.staleness`). An ADR whose suites have no
+run on an environment is not judged there: one line says so and names the run to make, and it never
+counts as firing. With ``--results RUN`` only the ADRs naming RUN's suite (or none) are judged. Exit
+status: 0 nothing to revisit; 1 a trigger fired, a claim failed or a premise went stale on any
+environment (or, with ``--fail-on-stale``, some evidence is stale; with ``--strict``, a verdict is
+inconclusive); 2 bad input (a broken ADR, an unknown fact, a corrupt results file); 3 no evidence at
+all (no run anywhere of a suite the judged ADRs name, or none on the environment ``--env`` names).
+Unknown verdicts (a skipped scenario, a missing fact) are printed as UNKNOWN with their reason,
+inconclusive ones (the 95% interval straddles the threshold) as INCONCLUSIVE with the interval and
+about how many repetitions would resolve them; neither fails a plain check, and neither is ever
+shown as fine.
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ from adrbench.commands import (
     ensure_runs,
 )
 from adrbench.decisions.adr import resolve_adr_args
+from adrbench.decisions.evidence import MissingEvidence
 from adrbench.decisions.facts import Facts
 from adrbench.decisions.staleness import Staleness
 from adrbench.decisions.verdicts import (
     AdrVerdicts,
+    EnvironmentVerdicts,
     Judgement,
     Kind,
     Outcome,
@@ -120,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "exit status: 0 nothing to revisit; 1 a trigger fired, a claim failed or a premise went "
         "stale (or stale evidence with --fail-on-stale); 2 bad input; 3 no evidence anywhere "
-        "(no run in RESULTS_DIR/runs, or none for --env)"
+        "(no run in RESULTS_DIR/runs of a suite the ADRs name, or none for --env)"
     )
 
 
@@ -174,10 +180,18 @@ def _source(judgement: Judgement) -> str:
     run = judgement.run
     if run is None:
         where = "no run for this environment yet (results.* and model.* are unknown)"
-    else:
+    elif not judgement.also:
         where = (
             f"run {run.run_id} (suite {run.suite}, profile {run.profile}, "
             f"environment {run.environment.fingerprint}, {run.environment.device_kind})"
+        )
+    else:
+        listed = " and ".join(
+            f"run {r.run_id} (suite {r.suite}, profile {r.profile})" for r in judgement.runs
+        )
+        where = (
+            f"{listed} together (environment {run.environment.fingerprint}, "
+            f"{run.environment.device_kind}; env.* and model.* from the first)"
         )
     lines = [f"Judged against {where}."]
     if judgement.facts.what_if:
@@ -237,6 +251,8 @@ def format_table(judgement: Judgement) -> str:
             table = tabulate(_rows(adr, judgement.facts), headers=_HEADERS, tablefmt="simple")
             block += "\n" + "\n".join(f"  {line}" for line in table.splitlines())
         blocks.append(block)
+    if judgement.missing:
+        blocks.append(_missing_lines(judgement.missing))
     blocks.append(_summary(judgement))
     return "\n\n".join(blocks) + "\n"
 
@@ -258,6 +274,8 @@ def format_markdown(judgement: Judgement) -> str:
             ]
             block += "\n\n" + tabulate(rows, headers=_HEADERS, tablefmt="github")
         blocks.append(block)
+    if judgement.missing:
+        blocks.append(_missing_lines(judgement.missing))
     blocks.append(f"**{_summary(judgement)}**")
     return "\n\n".join(blocks) + "\n"
 
@@ -282,6 +300,9 @@ def _json_data(judgement: Judgement) -> dict[str, object]:
             "profile": run.profile,
             "environment": run.environment.fingerprint,
         },
+        "also_runs": [
+            {"run_id": r.run_id, "suite": r.suite, "profile": r.profile} for r in judgement.also
+        ],
         "what_if": dict(judgement.facts.what_if),
         "needs_attention": judgement.needs_attention,
         "adrs": [
@@ -310,6 +331,7 @@ def _json_data(judgement: Judgement) -> dict[str, object]:
             }
             for adr in judgement.verdicts
         ],
+        "not_judged": [_json_missing(m) for m in judgement.missing],
     }
 
 
@@ -331,30 +353,60 @@ EXIT_NO_EVIDENCE = 3
 
 
 @dataclass(frozen=True, slots=True)
-class EnvironmentJudgement:
-    """One environment's judgement and whether its evidence is stale."""
+class RunJudgement:
+    """One judgement (of the ADRs whose evidence is its runs) and whether each run is stale."""
 
     judgement: Judgement
-    staleness: Staleness
+    staleness: tuple[Staleness, ...]  # one per run of the judgement, in order
+
+    @property
+    def stale(self) -> bool:
+        return any(s.stale for s in self.staleness)
+
+    def evidence(self) -> str:
+        """``Evidence: <staleness>``, a line per run (naming its suite) when there are several."""
+        if len(self.staleness) == 1:
+            return f"Evidence: {self.staleness[0].summary()}"
+        return "\n".join(
+            f"Evidence (suite {run.suite}): {staleness.summary()}"
+            for run, staleness in zip(self.judgement.runs, self.staleness, strict=True)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentJudgement:
+    """One environment's judgements, one per evidence run, and the ADRs left unjudged there."""
+
+    verdicts: EnvironmentVerdicts
+    runs: tuple[RunJudgement, ...]
     here: bool
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.verdicts.needs_attention
+
+    @property
+    def stale(self) -> bool:
+        return any(r.stale for r in self.runs)
 
 
 def _environment_head(item: EnvironmentJudgement) -> str:
-    run = item.judgement.run
+    run = item.runs[0].judgement.run
     assert run is not None  # judge_environments judges runs only
     env = run.environment
     where = " (this machine)" if item.here else ""
-    return (
-        f"Environment {env.fingerprint}{where}: {env.device_kind}, {env.device_name}\n"
-        f"Evidence: {item.staleness.summary()}"
-    )
+    return f"Environment {env.fingerprint}{where}: {env.device_kind}, {env.device_name}"
+
+
+def _missing_lines(missing: Sequence[MissingEvidence]) -> str:
+    return "\n".join(m.line() + "." for m in missing)
 
 
 def format_environments(items: Sequence[EnvironmentJudgement], fmt: str, this: str) -> str:
     """Every environment's verdicts in ``fmt`` (table | markdown | json), then a closing line.
 
     Args:
-        items: One per judged environment.
+        items: One per environment with evidence.
         fmt: The output format.
         this: This machine's environment fingerprint.
     """
@@ -363,47 +415,64 @@ def format_environments(items: Sequence[EnvironmentJudgement], fmt: str, this: s
         data = {
             "this_environment": this,
             "this_environment_has_evidence": any(i.here for i in items),
-            "needs_attention": any(i.judgement.needs_attention for i in items),
+            "needs_attention": any(i.needs_attention for i in items),
             "environments": [
                 {
-                    **_json_data(i.judgement),
+                    **_json_data(r.judgement),
                     "this_machine": i.here,
-                    "stale": i.staleness.stale,
-                    "stale_reasons": list(i.staleness.reasons),
-                    "stale_notes": list(i.staleness.notes),
+                    "stale": r.stale,
+                    "stale_reasons": [x for st in r.staleness for x in st.reasons],
+                    "stale_notes": [x for st in r.staleness for x in st.notes],
                 }
                 for i in items
+                for r in i.runs
             ],
+            "not_judged": [_json_missing(m) for i in items for m in i.verdicts.missing],
         }
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
     blocks = []
     for item in items:
-        body = _FORMATTERS[fmt](item.judgement)
         head = _environment_head(item)
-        if fmt == "markdown":
-            first, _, rest = head.partition("\n")
-            head = f"## {first}\n\n{rest}"
-        blocks.append(f"{head}\n\n{body}")
+        head = f"## {head}\n" if fmt == "markdown" else head
+        parts = [f"{r.evidence()}\n\n{_FORMATTERS[fmt](r.judgement)}" for r in item.runs]
+        if item.verdicts.missing:
+            parts.append(_missing_lines(item.verdicts.missing) + "\n")
+        blocks.append(head + "\n" + "\n".join(parts))
     return "\n".join(blocks) + "\n" + closing + "\n"
+
+
+def _json_missing(missing: MissingEvidence) -> dict[str, object]:
+    return {
+        "number": missing.number,
+        "title": missing.title,
+        "suites": list(missing.suites),
+        "environment": missing.environment,
+        "judged": missing.judged,
+        "run": missing.given_run,
+        "message": missing.line(),
+    }
 
 
 def _closing(items: Sequence[EnvironmentJudgement], this: str) -> str:
     revisit = [
-        f"ADR-{adr.number:04d} on {i.judgement.run.environment.fingerprint}"
+        f"ADR-{number:04d} on {i.verdicts.fingerprint}"
         for i in items
-        if i.judgement.run is not None
-        for adr in i.judgement.verdicts
-        if adr.needs_attention
+        for number in sorted(
+            {a.number for r in i.runs for a in r.judgement.verdicts if a.needs_attention}
+        )
     ]
-    stale = [
-        i.judgement.run.environment.fingerprint
+    stale = [i.verdicts.fingerprint for i in items if i.stale]
+    unjudged = [
+        f"ADR-{m.number:04d} on {m.environment}"
         for i in items
-        if i.staleness.stale and i.judgement.run
+        for m in i.verdicts.missing
+        if not m.judged
     ]
     lines = [
         f"{len(items)} environment(s) judged; "
         + (f"revisit {', '.join(revisit)}" if revisit else "nothing to revisit")
         + (f"; stale evidence: {', '.join(stale)}" if stale else "")
+        + (f"; not judged (no run of their suites): {', '.join(unjudged)}" if unjudged else "")
         + "."
     ]
     if not any(i.here for i in items):
@@ -414,17 +483,37 @@ def _closing(items: Sequence[EnvironmentJudgement], this: str) -> str:
     return "\n".join(lines)
 
 
-def _no_evidence(args: argparse.Namespace, this: str, wanted: str | None) -> str:
-    from adrbench.results.store import latest_per_environment
+def _no_evidence(
+    args: argparse.Namespace, this: str, wanted: str | None, only: Sequence[Path] | None
+) -> str:
+    from adrbench.decisions.adr import adr_paths, lint
+    from adrbench.decisions.evidence import evidence_runs, evidence_suites
+    from adrbench.results.store import iter_runs, latest_per_environment
 
     runs_dir = args.results_dir / "runs"
+    adrs = lint(list(only) if only else adr_paths(args.adr_dir)).adrs  # judged: they lint clean
+    suites = sorted({s for a in adrs for s in evidence_suites(a.evidence)})
+    every_suite = any(not evidence_suites(a.evidence) for a in adrs)
     if wanted is None:
+        if not every_suite and next(iter_runs(args.results_dir), None) is not None:
+            label = "suite" if len(suites) == 1 else "suites"
+            commands = " and ".join(f"`adrbench run bench/{s}.toml`" for s in suites)
+            return (
+                f"No evidence anywhere: {runs_dir} holds no run of {label} {', '.join(suites)}, "
+                f"so no ADR judged here can be judged. Run {commands} here, or `adrbench import "
+                "FILE` a run made elsewhere."
+            )
         return (
             f"No evidence anywhere: {runs_dir} holds no run, so no ADR can be judged. Run "
             "`adrbench run bench/finetune_sts.toml` here, or `adrbench import FILE` a run made "
             "elsewhere."
         )
-    others = sorted({r.environment.fingerprint for r in latest_per_environment(args.results_dir)})
+    runs = (
+        latest_per_environment(args.results_dir)
+        if every_suite
+        else evidence_runs(args.results_dir, suites)
+    )
+    others = sorted({r.environment.fingerprint for r in runs})
     label = f"this machine ({this})" if args.env == "this" else f"environment {wanted!r}"
     known = ", ".join(others) if others else "none"
     return f"No evidence for {label} in {runs_dir}; environments with evidence: {known}."
@@ -465,7 +554,7 @@ def _run_environments(args: argparse.Namespace, only: Sequence[Path] | None) -> 
 
     this = this_environment().fingerprint
     wanted = this if args.env == "this" else args.env
-    judgements = judge_environments(
+    environments = judge_environments(
         args.adr_dir,
         args.results_dir,
         what_if=_parse_what_if(args.what_if),
@@ -473,19 +562,23 @@ def _run_environments(args: argparse.Namespace, only: Sequence[Path] | None) -> 
         only=only,
         environment=wanted,
     )
-    if not judgements:
-        print(_no_evidence(args, this, wanted))
+    if not environments:
+        print(_no_evidence(args, this, wanted, only))
         return EXIT_NO_EVIDENCE
     root = repository_root(args.adr_dir.resolve().parent)
     items = []
-    for judgement in judgements:
-        assert judgement.run is not None  # judge_environments judges runs only
-        fingerprint = judgement.run.environment.fingerprint
-        staleness = judge_staleness(judgement.run, root=root, this_environment=this)
-        items.append(EnvironmentJudgement(judgement, staleness, fingerprint == this))
+    for verdicts in environments:
+        runs = []
+        for judgement in verdicts.judgements:
+            assert judgement.run is not None  # judge_environments judges runs only
+            staleness = tuple(
+                judge_staleness(run, root=root, this_environment=this) for run in judgement.runs
+            )
+            runs.append(RunJudgement(judgement, staleness))
+        items.append(EnvironmentJudgement(verdicts, tuple(runs), verdicts.fingerprint == this))
     print(format_environments(items, args.format, this), end="")
-    if any(i.judgement.needs_attention for i in items):
+    if any(i.needs_attention for i in items):
         return 1
-    if args.fail_on_stale and any(i.staleness.stale for i in items):
+    if args.fail_on_stale and any(i.stale for i in items):
         return 1
-    return 1 if args.strict and any(i.judgement.inconclusive for i in items) else 0
+    return 1 if args.strict and any(i.verdicts.inconclusive for i in items) else 0

@@ -36,14 +36,15 @@ def run(args: argparse.Namespace) -> int:
     (path,) = resolve_adr_args(args.adr_dir, [args.adr])
     old = next(a for a in load_adrs(args.adr_dir) if a.path.resolve() == path.resolve())
     evidence = []
-    for judgement in judge_environments(
+    for environment in judge_environments(
         args.adr_dir, args.results_dir, probes=args.probes, only=[path]
     ):
-        if judgement.run is None:
-            continue
-        item = FiredEvidence(judgement.run, judgement.verdicts[0])
-        if item.fired:
-            evidence.append(item)
+        for judgement in environment.judgements:  # one per evidence suite with a run there
+            if judgement.run is None:
+                continue
+            item = FiredEvidence(judgement.run, judgement.verdicts[0])
+            if item.fired:
+                evidence.append(item)
     if not evidence:
         raise UserError(
             f"{path}: none of its revisit triggers fired on any environment with evidence in "

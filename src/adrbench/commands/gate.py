@@ -43,6 +43,7 @@ from adrbench.gate.rules import (
     Row,
     evaluate,
     evaluate_paired,
+    for_relative,
     load_config,
 )
 from adrbench.results.record import RunRecord
@@ -365,7 +366,7 @@ def _relative(args: argparse.Namespace, config: GateConfig, results_dir: Path) -
     return evaluate_paired(
         refs,
         currents,
-        config,
+        for_relative(config),
         baseline_source=f"REF {ref.describe()}, measured here, interleaved{injected}",
     )
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from adrbench.decisions.expressions import Missing, Value
@@ -90,6 +90,7 @@ ESTIMATE_KEYS = (
 )
 RESULT_KEYS = ("status", "reason", *METRICS)
 _NO_RUN = "no results yet for this environment; run `adrbench run`"
+_RUN_SEPARATOR = " + "
 _RESULT_NAME = re.compile(r"^results\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)$")
 _PACKAGE_NAME = re.compile(r"^env\.packages\.([A-Za-z0-9_]+)$")
 
@@ -104,7 +105,8 @@ class Facts:
 
     Args:
         values: The namespace.
-        run_id: The run the ``results``/``env``/``model`` facts come from, if any.
+        run_id: The run the ``results``/``env``/``model`` facts come from, if any (several
+            runs, for an ADR naming several suites: their ids joined by `` + ``).
         missing_results: Why a ``results.<scenario>.*`` name the run lacks is missing.
         probe_details: What each probe did, by fact name (for reports).
         what_if: Facts overridden on the command line, with their values.
@@ -134,6 +136,10 @@ class Facts:
             scenario = match.group(1)
             if self.run_id is None:
                 return Missing(self.missing_results)
+            if _RUN_SEPARATOR in self.run_id:
+                return Missing(
+                    f"results.{scenario}: none of runs {self.run_id} has scenario {scenario!r}"
+                )
             return Missing(f"results.{scenario}: run {self.run_id} has no scenario {scenario!r}")
         match = _PACKAGE_NAME.match(name)
         if match:
@@ -394,31 +400,46 @@ def estimate_values(parameters: Value | Missing) -> dict[str, Value | Missing]:
 def build_facts(
     run: RunRecord | None,
     *,
+    also: Sequence[RunRecord] = (),
     what_if: Mapping[str, str] | None = None,
     probes: bool = True,
 ) -> Facts:
-    """The namespace for one run (or for no run yet).
+    """The namespace for one run (or for no run yet), or for the union of several.
 
     Args:
         run: The run ``env``, ``model`` and ``results`` come from; None: ``env`` is read from
             this machine and every ``results``/``model`` fact is missing.
+        also: More runs whose scenarios join ``results`` (the runs of an ADR's other suites, on
+            the same environment); ``env`` and ``model`` still come from ``run``.
         what_if: Facts to override, NAME -> VALUE text (see :func:`parse_what_if`).
         probes: Run the premise probes (a child process, a few seconds); False leaves every
             ``probes.*`` fact missing with that reason.
 
     Raises:
-        UserError: a ``what_if`` name that is not a fact, or a value of the wrong kind.
+        UserError: a ``what_if`` name that is not a fact, or a value of the wrong kind; a
+            scenario name two of the runs share (``results.<scenario>`` would be ambiguous).
     """
     values: dict[str, Value | Missing] = {}
     values.update(_env_values(run.environment) if run is not None else _live_env_values())
     values.update(_model_values(run))
-    if run is not None:
-        for result in run.scenarios:
+    owner: dict[str, RunRecord] = {}
+    for source in [run, *also] if run is not None else []:
+        for result in source.scenarios:
+            first = owner.setdefault(result.name, source)
+            if first is not source:
+                raise UserError(
+                    f"scenario {result.name!r} is in both suite {first.suite} (run "
+                    f"{first.run_id}) and suite {source.suite} (run {source.run_id}), so "
+                    f"results.{result.name}.* would be ambiguous; rename it in one of "
+                    f"bench/{first.suite}.toml and bench/{source.suite}.toml, or name one suite "
+                    "in the ADR's evidence"
+                )
             values.update(_scenario_values(result))
     probe_values, details = _probe_values(run_probes() if probes else None)
     values.update(probe_values)
     values.update(estimate_values(values["model.parameters"]))
-    facts = Facts(values=values, run_id=run.run_id if run else None, probe_details=details)
+    run_id = _RUN_SEPARATOR.join(r.run_id for r in [run, *also]) if run is not None else None
+    facts = Facts(values=values, run_id=run_id, probe_details=details)
     return facts.with_what_if(what_if) if what_if else facts
 
 

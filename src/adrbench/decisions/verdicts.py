@@ -12,12 +12,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adrbench.decisions.adr import Adr, AdrError, Item, Problem, adr_paths, lint
+from adrbench.decisions.evidence import MissingEvidence, adr_runs, evidence_runs, evidence_suites
 from adrbench.decisions.expressions import ExpressionError, Missing, Value, caret_snippet, evaluate
 from adrbench.decisions.facts import Facts, build_facts
+from adrbench.errors import UserError
 from adrbench.results.record import RunRecord
 from adrbench.stats import Estimate
 
-__all__ = ["AdrVerdicts", "Judgement", "Kind", "Outcome", "Verdict", "judge", "judge_environments"]
+__all__ = [
+    "AdrVerdicts",
+    "EnvironmentVerdicts",
+    "Judgement",
+    "Kind",
+    "Outcome",
+    "Verdict",
+    "judge",
+    "judge_environments",
+]
 
 
 class Kind(enum.StrEnum):
@@ -268,14 +279,25 @@ class Judgement:
     """The verdicts of a ``check``, with what they were judged against.
 
     Args:
-        run: The run the facts came from (None: no run yet for this environment).
+        run: The run the facts came from (None: no run yet for this environment); for ADRs
+            naming several suites, the run of the first (``env.*`` and ``model.*`` come from it).
         facts: The namespace, what-if overrides included.
-        verdicts: One per judged ADR, by number.
+        verdicts: One per ADR judged on ``run``, by number.
+        missing: The ADRs not judged on ``run`` because it is not of a suite they name.
+        also: The runs of the ADRs' other suites on the same environment, whose scenarios join
+            ``results.*``.
     """
 
     run: RunRecord | None
     facts: Facts
     verdicts: tuple[AdrVerdicts, ...]
+    missing: tuple[MissingEvidence, ...] = ()
+    also: tuple[RunRecord, ...] = ()
+
+    @property
+    def runs(self) -> tuple[RunRecord, ...]:
+        """Every run judged on: ``run``, then ``also``."""
+        return (self.run, *self.also) if self.run is not None else ()
 
     @property
     def needs_attention(self) -> bool:
@@ -296,7 +318,11 @@ def judge(
     only: Sequence[Path] | None = None,
     environment: str | None = None,
 ) -> Judgement:
-    """Lint every ADR, pick the run, build the facts once and judge each ADR.
+    """Lint every ADR, pick one run, build the facts once and judge each ADR it is evidence for.
+
+    An ADR naming suites none of which is the run's is not judged on it (it is listed in
+    :attr:`Judgement.missing`); an ADR naming no suite is judged on any run. Without a run (none
+    yet for this environment) every ADR is judged, its ``results.*`` facts unknown.
 
     Args:
         adr_dir: The ADR directory (``adr``).
@@ -314,7 +340,26 @@ def judge(
     adrs = _linted(adr_dir, only)
     chosen = select_run(results_dir, run=run, suite=_evidence_suite(adrs), environment=environment)
     facts = build_facts(chosen, what_if=what_if or {}, probes=probes)
-    return Judgement(chosen, facts, _judge_adrs(adrs, facts))
+    if chosen is None:
+        return Judgement(chosen, facts, _judge_adrs(adrs, facts))
+    judged = [a for a in adrs if _is_evidence(chosen, a)]
+    missing = tuple(
+        MissingEvidence(
+            a.number,
+            a.title,
+            evidence_suites(a.evidence),
+            chosen.environment.fingerprint,
+            given_run=chosen.run_id,
+        )
+        for a in adrs
+        if not _is_evidence(chosen, a)
+    )
+    return Judgement(chosen, facts, _judge_adrs(judged, facts), missing)
+
+
+def _is_evidence(run: RunRecord, adr: Adr) -> bool:
+    suites = evidence_suites(adr.evidence)
+    return not suites or run.suite in suites
 
 
 def _linted(adr_dir: Path, only: Sequence[Path] | None) -> list[Adr]:
@@ -345,6 +390,30 @@ def _judge_adrs(adrs: Sequence[Adr], facts: Facts) -> tuple[AdrVerdicts, ...]:
     return tuple(verdicts)
 
 
+@dataclass(frozen=True, slots=True)
+class EnvironmentVerdicts:
+    """One environment's judgements: one per evidence run, each of the ADRs it is evidence for.
+
+    Args:
+        fingerprint: The environment's fingerprint.
+        judgements: One per run judged on, in suite order (an ADR naming no suite: on the
+            environment's evidence run of any suite).
+        missing: ADRs naming a suite with no run on this environment, in ADR order.
+    """
+
+    fingerprint: str
+    judgements: tuple[Judgement, ...]
+    missing: tuple[MissingEvidence, ...]
+
+    @property
+    def needs_attention(self) -> bool:
+        return any(j.needs_attention for j in self.judgements)
+
+    @property
+    def inconclusive(self) -> bool:
+        return any(j.inconclusive for j in self.judgements)
+
+
 def judge_environments(
     adr_dir: Path,
     results_dir: Path,
@@ -353,12 +422,16 @@ def judge_environments(
     probes: bool = True,
     only: Sequence[Path] | None = None,
     environment: str | None = None,
-) -> list[Judgement]:
-    """One judgement per environment that has evidence, as the report judges them.
+) -> list[EnvironmentVerdicts]:
+    """Every environment with evidence for the ADRs, each ADR judged on its own suites' runs.
 
-    Each environment is judged on its own evidence run (the newest run of its most thorough
-    profile), sorted by fingerprint; the premise probes run once (they describe this machine).
-    Empty when no environment has evidence.
+    An ADR is judged on an environment's evidence run of each suite it names (the newest run of
+    its most thorough profile, :func:`adrbench.decisions.evidence.evidence_runs`, as the report
+    judges it), each run on its own; a suite without a run there is listed in
+    :attr:`EnvironmentVerdicts.missing`, never replaced by a run of another suite. An ADR naming
+    no suite is judged on the environment's evidence run of any suite. Environments are those with
+    a run of a suite the ADRs name (of any suite, when an ADR names none), sorted by fingerprint;
+    the premise probes run once (they describe this machine). Empty when there is none.
 
     Args:
         adr_dir: The ADR directory.
@@ -375,27 +448,116 @@ def judge_environments(
     from adrbench.results.store import latest_per_environment
 
     adrs = _linted(adr_dir, only)
-    runs = latest_per_environment(results_dir, suite=_evidence_suite(adrs))
+    runs = list(evidence_runs(results_dir, {s for a in adrs for s in evidence_suites(a.evidence)}))
+    any_suite: dict[str, RunRecord] = {}
+    if any(not evidence_suites(a.evidence) for a in adrs):
+        any_suite = {r.environment.fingerprint: r for r in latest_per_environment(results_dir)}
+    fingerprints = sorted({r.environment.fingerprint for r in runs} | set(any_suite))
     if environment is not None:
-        runs = [r for r in runs if r.environment.fingerprint.startswith(environment)]
-    judgements: list[Judgement] = []
-    probe_values: dict[str, Value | Missing] = {}
-    probe_details: Mapping[str, str] = {}
-    for index, run in enumerate(runs):
-        if index == 0:
-            base = build_facts(run, probes=probes)
-            probe_values = {k: v for k, v in base.values.items() if k.startswith("probes.")}
-            probe_details = base.probe_details
-        else:
-            built = build_facts(run, probes=False)
-            base = Facts(
-                values={**built.values, **probe_values},
-                run_id=built.run_id,
-                probe_details=probe_details,
+        fingerprints = [f for f in fingerprints if f.startswith(environment)]
+    plans = [_plan(f, runs, any_suite.get(f), adrs) for f in fingerprints]
+    facts = _facts_per_run_set([g for p in plans for g in p.groups], what_if or {}, probes)
+    return [
+        EnvironmentVerdicts(
+            p.fingerprint,
+            tuple(
+                Judgement(
+                    group.runs[0],
+                    facts[group.key],
+                    _judge_adrs(group.adrs, facts[group.key]),
+                    also=group.runs[1:],
+                )
+                for group in p.groups
+            ),
+            p.missing,
+        )
+        for p in plans
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """ADRs judged on the same runs (one per suite they name, the first suite's first)."""
+
+    runs: tuple[RunRecord, ...]
+    adrs: tuple[Adr, ...]
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(r.run_id for r in self.runs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What one environment judges: the ADRs grouped by the runs they are judged on, the gaps."""
+
+    fingerprint: str
+    groups: tuple[_Group, ...]
+    missing: tuple[MissingEvidence, ...]
+
+
+def _plan(
+    fingerprint: str, runs: Sequence[RunRecord], fallback: RunRecord | None, adrs: Sequence[Adr]
+) -> _Plan:
+    """Which runs of ``fingerprint`` each ADR is judged on (``fallback``: its evidence run of any
+    suite, for ADRs that name none), grouped by run set in the order of their first run."""
+    here = [r for r in runs if r.environment.fingerprint == fingerprint]
+    if fallback is not None and all(r.run_id != fallback.run_id for r in here):
+        here.append(fallback)
+    judged_on: dict[tuple[str, ...], tuple[tuple[RunRecord, ...], list[Adr]]] = {}
+    missing: list[MissingEvidence] = []
+    for adr in adrs:
+        suites = evidence_suites(adr.evidence)
+        chosen = adr_runs(adr.evidence, here) if suites or fallback is None else (fallback,)
+        absent = tuple(s for s in suites if all(r.suite != s for r in chosen))
+        if absent:
+            missing.append(
+                MissingEvidence(adr.number, adr.title, absent, fingerprint, judged=bool(chosen))
             )
-        facts = base.with_what_if(what_if) if what_if else base
-        judgements.append(Judgement(run, facts, _judge_adrs(adrs, facts)))
-    return judgements
+        if chosen:
+            key = tuple(r.run_id for r in chosen)
+            judged_on.setdefault(key, (chosen, []))[1].append(adr)
+    order = {r.run_id: index for index, r in enumerate(here)}
+    groups = sorted(
+        (_Group(chosen, tuple(on)) for chosen, on in judged_on.values()),
+        key=lambda g: [order[i] for i in g.key],
+    )
+    return _Plan(fingerprint, tuple(groups), tuple(missing))
+
+
+def _facts_per_run_set(
+    groups: Sequence[_Group], what_if: Mapping[str, str], probes: bool
+) -> dict[tuple[str, ...], Facts]:
+    """Each run set's facts, by run ids; the premise probes run once, with the first (this
+    machine).
+
+    Raises:
+        UserError: two runs of a set share a scenario name (naming the ADRs and both suites).
+    """
+    built: dict[tuple[str, ...], Facts] = {}
+    probe_values: dict[str, Value | Missing] | None = None
+    probe_details: Mapping[str, str] = {}
+    for group in groups:
+        if group.key in built:
+            continue
+        first, *also = group.runs
+        try:
+            if probe_values is None:
+                base = build_facts(first, also=also, probes=probes)
+                probe_values = {k: v for k, v in base.values.items() if k.startswith("probes.")}
+                probe_details = base.probe_details
+            else:
+                plain = build_facts(first, also=also, probes=False)
+                base = Facts(
+                    values={**plain.values, **probe_values},
+                    run_id=plain.run_id,
+                    probe_details=probe_details,
+                )
+        except UserError as error:
+            names = ", ".join(f"ADR-{a.number:04d} ({a.path})" for a in group.adrs)
+            raise UserError(f"{names}: {error}") from None
+        built[group.key] = base.with_what_if(what_if) if what_if else base
+    return built
 
 
 def judge_all(

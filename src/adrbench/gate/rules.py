@@ -56,6 +56,7 @@ __all__ = [
     "combine",
     "evaluate",
     "evaluate_paired",
+    "for_relative",
     "load_config",
     "parse_config",
 ]
@@ -748,6 +749,23 @@ DEFAULT_CONFIG = GateConfig(
     ),
     source="built-in defaults",
 )
+
+
+def for_relative(config: GateConfig) -> GateConfig:
+    """The rules as the relative mode applies them: step times compared raw.
+
+    The matmul-kernel normalisation corrects for a machine that runs slower or faster than on the
+    day the baseline was recorded. Interleaved sides share the machine and its state, so there
+    it only adds the kernel's own noise: a calibration disturbed for half a second moved an A/A
+    pair by +6% in the relative noise study (bench/gate_noise.md).
+    """
+    rules = tuple(
+        dataclasses.replace(rule, normalise="none")
+        if isinstance(rule, StepTimeRule | JointRule)
+        else rule
+        for rule in config.rules
+    )
+    return dataclasses.replace(config, rules=rules)
 
 
 def load_config(path: Path) -> GateConfig:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import jinja2
 from tabulate import tabulate
 
+from adrbench.decisions.evidence import adr_runs, evidence_runs, evidence_suites
 from adrbench.decisions.staleness import Staleness
 from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 from adrbench.errors import UserError
@@ -39,7 +40,7 @@ from adrbench.results.record import (
     ScenarioResult,
     Status,
 )
-from adrbench.results.store import latest_per_environment, run_path
+from adrbench.results.store import run_path
 from adrbench.stats import Estimate, estimate
 from adrbench.units import format_bytes, format_count
 
@@ -620,20 +621,6 @@ def combine_verdicts(per_run: Sequence[AdrVerdicts]) -> AdrVerdicts:
 # --- which scenarios ---------------------------------------------------------------------------
 
 
-def evidence_suites(evidence: Sequence[str]) -> tuple[str, ...]:
-    """The suites an ADR's evidence entries come from, in the ADR's order.
-
-    Args:
-        evidence: The ADR's evidence entries: ``suite`` or ``suite/scenario``.
-    """
-    suites: list[str] = []
-    for entry in evidence:
-        suite = entry.partition("/")[0]
-        if suite not in suites:
-            suites.append(suite)
-    return tuple(suites)
-
-
 def evidence_scenarios(evidence: Sequence[str], runs: Sequence[RunRecord]) -> tuple[str, ...]:
     """The scenarios an ADR shows, in the ADR's order.
 
@@ -883,7 +870,9 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
 
     Not ``verdicts.judge_all``: that picks the run of the machine it runs on, so a report made on
     CI would differ from one made on the benchmark box. Here each environment's column is judged
-    on its own run, whatever machine renders it. Only the premise probes run here (once), since
+    on its own run, whatever machine renders it; an ADR naming several suites is judged on the
+    union of its suites' runs on each environment (as ``check`` judges it, both selecting runs
+    through :mod:`adrbench.decisions.evidence`). Only the premise probes run here (once), since
     they are not recorded in results.
 
     Args:
@@ -894,23 +883,24 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
     Raises:
         AdrError: lint problems or expressions that cannot be judged, all of them.
         ResultsError: a corrupt results file.
+        UserError: two runs of an ADR's suites share a scenario name.
     """
     from adrbench.decisions.adr import AdrError, Problem, load_adrs
     from adrbench.decisions.facts import Facts, build_facts
     from adrbench.decisions.verdicts import judge_adr
 
     adrs = load_adrs(adr_dir)
-    suites = sorted({suite for adr in adrs for suite in evidence_suites(adr.evidence)})
-    runs = [run for suite in suites for run in latest_per_environment(results_dir, suite=suite)]
+    runs = evidence_runs(results_dir, {s for adr in adrs for s in evidence_suites(adr.evidence)})
     # Probes run once, in the same call as the first run's facts (without a run: the live env).
     first = build_facts(runs[0] if runs else None, probes=probes)
     probe_values = {k: v for k, v in first.values.items() if k.startswith("probes.")}
-    facts: dict[str | None, Facts] = {first.run_id: first}
+    facts: dict[tuple[str, ...], Facts] = {(runs[0].run_id,) if runs else (): first}
 
-    def facts_for(run: RunRecord | None) -> Facts:
-        key = run.run_id if run is not None else None
+    def facts_for(together: Sequence[RunRecord]) -> Facts:
+        """The facts of an ADR's runs on one environment: their union (as ``check`` judges)."""
+        key = tuple(r.run_id for r in together)
         if key not in facts:
-            base = build_facts(run, probes=False)
+            base = build_facts(together[0] if together else None, also=together[1:], probes=False)
             facts[key] = Facts(
                 values={**base.values, **probe_values},
                 run_id=base.run_id,
@@ -921,18 +911,24 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
     judged: list[JudgedAdr] = []
     problems: list[Problem] = []
     for adr in adrs:
-        adr_suites = evidence_suites(adr.evidence)
+        chosen = adr_runs(adr.evidence, runs)
         try:
-            per_run = tuple(
-                (run, judge_adr(adr, facts_for(run))) for run in runs if run.suite in adr_suites
-            )
+            by_environment = {
+                fingerprint: judge_adr(
+                    adr, facts_for(adr_runs(adr.evidence, chosen, environment=fingerprint))
+                )
+                for fingerprint in dict.fromkeys(r.environment.fingerprint for r in chosen)
+            }
+            per_run = tuple((run, by_environment[run.environment.fingerprint]) for run in chosen)
             if per_run:
-                verdicts = combine_verdicts([v for _, v in per_run])
+                verdicts = combine_verdicts(list(by_environment.values()))
             else:
-                verdicts = judge_adr(adr, facts_for(None))
+                verdicts = judge_adr(adr, facts_for(()))
         except AdrError as error:
             problems.extend(error.problems)
             continue
+        except UserError as error:
+            raise UserError(f"ADR-{adr.number:04d} ({adr.path}): {error}") from None
         judged.append(JudgedAdr(verdicts, per_run))
     if problems:
         raise AdrError(problems)
