@@ -48,6 +48,7 @@ from adrbench.gate.rules import (
     StepTimeRule,
     Verdict,
     evaluate_paired,
+    for_relative,
     load_config,
 )
 from adrbench.results.metrics import flatten_metrics
@@ -200,10 +201,11 @@ def _raw_time(config: GateConfig) -> GateConfig:
 
 
 def analyse(cycles: list[Cycle]) -> str:
-    config = load_config(ROOT / "pyproject.toml")
+    committed = load_config(ROOT / "pyproject.toml")
+    config = for_relative(committed)  # the rules as `gate --against` applies them (raw times)
     memory = next(r.metric for r in config.rules if isinstance(r, RatioRule))
     rss_config = _with_rss_rule(config)
-    raw_config = _raw_time(config)
+    raw_config = committed  # the step times normalised by the kernel, for contrast
     n = len(cycles)
     counts: dict[str, int] = {}
     lines: list[str] = []
@@ -219,8 +221,8 @@ def analyse(cycles: list[Cycle]) -> str:
         aa = evaluate_paired(refs, aas, config, baseline_source="ref")
         inj = evaluate_paired(refs, injs, config, baseline_source="ref")
         aa_rss = evaluate_paired(refs, aas, rss_config, baseline_source="ref")
-        one = evaluate_paired(refs[:1], aas[:1], config, baseline_source="ref", relative=False)
-        one_inj = evaluate_paired(refs[:1], injs[:1], config, baseline_source="ref")
+        one = evaluate_paired(refs[:1], aas[:1], committed, baseline_source="ref", relative=False)
+        one_inj = evaluate_paired(refs[:1], injs[:1], committed, baseline_source="ref")
         one_rss = evaluate_paired(refs[:1], aas[:1], rss_config, baseline_source="ref")
         aa_t, aa_m = _verdict(aa, "step_time_s"), _verdict(aa, memory)
         inj_t, inj_m = _verdict(inj, "step_time_s"), _verdict(inj, memory)
@@ -282,18 +284,30 @@ def analyse(cycles: list[Cycle]) -> str:
         "code) right after evicting its virtualenv, model and data from the page cache "
         f"({median(evicted) / 2**30:.1f} GiB of files), interleaved `ref aa inj inj aa ref`. "
         f"`inj` adds +{EXTRA_STEP_WORK:.0%} step time and a {BALLAST_MB} MB ballast held through "
-        "training in the same processes. Each trial judges 2 pairs, as CI does.",
+        "training in the same processes. Each trial judges 2 pairs, as CI does, with the rules "
+        "as the relative mode applies them: raw step times, and each rule's noise model pooled "
+        "with the spread seen between the pairs (model weighted by the 19 degrees of freedom it "
+        "was measured from). The committed-baseline column judges one pair of the same "
+        "processes (kernel-normalised, as that mode does).",
+        "",
+        "Two choices were made after a first look at these runs, and are stated so: the first "
+        "design normalised step times by the in-process matmul kernel in both modes and took the "
+        "larger of the model and the observed spread as the standard error; on these runs that "
+        "detected 16/20 (18/20 with raw times). Kernel calibrations disturbed for half a second "
+        "moved pairs by up to +6%, and one pair of two (1 degree of freedom) decided the spread: "
+        "cycles 14 and 19 had one pair at +5.1% and +1.7% beside +16.9% and +17.5%. The CI runs "
+        "reported in the README are new data under the final rules.",
         "",
         "| comparison | relative mode (2 pairs) | committed-baseline mode (1 pair, same "
         "processes) | required |",
         "|---|---:|---:|---|",
         both("A/A, time rule (false alarms)", "aa_time", "≤ 1 in 20"),
-        both("A/A, time rule on raw step times (false alarms)", "aa_raw", "≤ 1 in 20"),
+        both("A/A, time rule normalised by the kernel (false alarms)", "aa_raw", "—"),
         both(f"A/A, memory rule on `{memory}` (false alarms)", "aa_mem", "≤ 1 in 20"),
         both("A/A, any rule (false alarms)", "aa_any", "≤ 1 in 20"),
         both("A/A, the old memory rule on `peak_rss_bytes` (false alarms)", "aa_rss", "—"),
         both(f"+{EXTRA_STEP_WORK:.0%} time, time rule (detections)", "inj_time", "≥ 19 in 20"),
-        both(f"+{EXTRA_STEP_WORK:.0%} time, raw step times (detections)", "inj_raw", "≥ 19 in 20"),
+        both(f"+{EXTRA_STEP_WORK:.0%} time, normalised by the kernel (detections)", "inj_raw", "—"),
         both(f"+{BALLAST_MB} MB ballast, memory rule (detections)", "inj_mem", "≥ 19 in 20"),
         "",
         "What the machine state moves, per process pair (median and range):",
@@ -309,8 +323,8 @@ def analyse(cycles: list[Cycle]) -> str:
         "injection was caught for 1 of 6 regressions (issue 9). The relative mode measures both "
         "sides in one job, so that drift is common to them.",
         "",
-        "| cycle | A/A time | A/A time, raw | A/A memory | injected time | injected time, raw "
-        "| injected memory | max load before |",
+        "| cycle | A/A time | A/A time, ÷ kernel | A/A memory | injected time | injected time, "
+        "÷ kernel | injected memory | max load before |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
         *lines,
         "",

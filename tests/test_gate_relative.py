@@ -154,15 +154,28 @@ def test_a_regression_in_every_pair_fails_with_the_pair_count() -> None:
     assert report.pairs == 2
 
 
-def test_one_disturbed_process_is_not_taken_for_a_change() -> None:
-    # Pair 1 agrees, pair 2's current process ran 30% slow: the spread between the pairs, not
-    # the noise model, sets the standard error, and the mean is not significant.
+def test_pairs_that_disagree_widen_the_interval() -> None:
+    # Pair 1 reads -10%, pair 2 +30%: the mean (+8.2%) is beyond the threshold, and the noise
+    # model alone (2% a process) would call it significant; pooled with the spread seen between
+    # the pairs, it is not.
     refs = [_fake_run("ref", i, 1.0, 1_000_000_000) for i in range(2)]
-    currents = [_fake_run("cur", 0, 1.0, 1_000_000_000), _fake_run("cur", 1, 1.30, 1_000_000_000)]
+    currents = [_fake_run("cur", 0, 0.90, 1_000_000_000), _fake_run("cur", 1, 1.30, 1_000_000_000)]
     report = evaluate_paired(refs, currents, DEFAULT_CONFIG, baseline_source="REF")
     (row,) = [r for r in report.rows if r.metric == "step_time_s"]
+    assert row.change == "+8.2%"
     assert row.verdict is Verdict.PASS
-    assert row.p_value is not None and row.p_value > 0.01
+    assert row.p_value is not None and 0.01 < row.p_value < 0.2
+
+
+def test_one_pair_cannot_swamp_the_noise_model() -> None:
+    # Two pairs agreeing exactly (+15% and +15%) have no spread; the model's variance still
+    # counts, so the p-value is finite, and the change fails.
+    refs = [_fake_run("ref", i, 1.0, 1_000_000_000) for i in range(2)]
+    slower = [_fake_run("cur", i, 1.15, 1_000_000_000) for i in range(2)]
+    report = evaluate_paired(refs, slower, DEFAULT_CONFIG, baseline_source="REF")
+    (row,) = [r for r in report.rows if r.metric == "step_time_s"]
+    assert row.verdict is Verdict.REGRESSION
+    assert row.p_value is not None and row.p_value > 0
 
 
 def test_anonymous_memory_rise_fails() -> None:

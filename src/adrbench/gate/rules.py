@@ -201,15 +201,20 @@ class Rule(ABC):
         return combine(comparisons, self.alpha_level)
 
 
+# The noise model (process_cv) was measured from 20 A/A process pairs (bench/gate_noise.md), so it
+# enters the pooled variance with their 19 degrees of freedom.
+PRIOR_DF = 19
+
+
 def combine(comparisons: Sequence[Comparison], alpha: float | None) -> Comparison:
     """One comparison from ``k`` pairs of processes, each measured side by side.
 
-    The change is the mean over pairs (of the log change for relative metrics). Its standard
-    error is the larger of two: the rule's noise model (each pair's ``se`` over ``sqrt(k)``) and
-    the spread actually observed between the pairs (their SD over ``sqrt(k)``, from ``k - 1``
-    degrees of freedom). The model keeps a lucky small spread from declaring noise significant;
-    the observation keeps one disturbed process from passing for a change. One pair is returned
-    as it is, so the committed-baseline mode is unchanged.
+    The change is the mean over pairs (of the log change for relative changes). Its variance
+    pools the rule's noise model (measured from 20 A/A pairs: :data:`PRIOR_DF` degrees of
+    freedom) with the spread actually seen between the ``k`` pairs (``k - 1`` degrees of
+    freedom), weighted by their degrees of freedom, as a moderated t-test does: pairs that
+    disagree widely widen the interval, yet one pair of two cannot swamp a model measured on
+    twenty. One pair is returned as it is, so the committed-baseline mode is unchanged.
     """
     if len(comparisons) == 1:
         return comparisons[0]
@@ -217,12 +222,13 @@ def combine(comparisons: Sequence[Comparison], alpha: float | None) -> Compariso
     values = [c.change if c.change is not None else 0.0 for c in comparisons]
     changes = [math.log1p(v) for v in values] if first.relative else values
     mean = sum(changes) / k
-    spread = math.sqrt(sum((x - mean) ** 2 for x in changes) / (k - 1))
+    observed = sum((x - mean) ** 2 for x in changes) / (k - 1)
     p_value: float | None = None
     se: float | None = None
     if all(c.se is not None for c in comparisons):
-        model_se = math.sqrt(sum((c.se or 0.0) ** 2 for c in comparisons) / k) / math.sqrt(k)
-        se = max(model_se, spread / math.sqrt(k))
+        model = sum((c.se or 0.0) ** 2 for c in comparisons) / k  # variance of one pair
+        pooled = (PRIOR_DF * model + (k - 1) * observed) / (PRIOR_DF + k - 1)
+        se = math.sqrt(pooled / k)
         # No noise at all: any change is real (as process_aware_p_value with zero variance).
         p_value = normal_two_sided_p(mean / se) if se > 0 else float(mean == 0)
     change = math.expm1(mean) if first.relative else mean
