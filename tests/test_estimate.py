@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from adrbench.cli import main
 from adrbench.decisions.breakeven import break_even_rows, regime_settings, seed_rows
+from adrbench.decisions.calibration import (
+    ANON_COUNTER,
+    Point,
+    counted_bytes,
+    mapped_weight_bytes,
+    measured_points,
+)
 from adrbench.decisions.estimate import (
+    CALIBRATION,
     NAMED_SHAPES,
     Architecture,
     Settings,
@@ -23,6 +31,8 @@ from adrbench.decisions.estimate import (
 )
 from adrbench.decisions.facts import build_facts, schema_facts
 from adrbench.errors import UserError
+from adrbench.results.record import run_from_json, run_to_json
+from factories import make_ok, make_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -333,6 +343,92 @@ def test_every_committed_memory_scaling_point_is_within_ten_percent() -> None:
     assert len(judged) >= 8
     worst = max(judged, key=lambda p: abs(p.error))
     assert abs(worst.error) <= 0.10, (worst.scenario, worst.error)
+
+
+def _lora_point(**memory: int | None) -> Point:
+    """The one measured point of a run holding a MiniLM LoRA scenario with these counters."""
+    result = make_ok(
+        "lora", method="lora", peak_rss_bytes=1_000_000_000, anon_rss_bytes=700_000_000
+    )
+    assert result.metrics is not None
+    changed = replace(result.metrics.memory, **memory)  # type: ignore[arg-type]
+    result = replace(result, metrics=replace(result.metrics, memory=changed))
+    (point,) = measured_points([make_run([result])])
+    return point
+
+
+def test_a_run_with_an_anonymous_peak_is_validated_on_it() -> None:
+    # GIVEN a CPU LoRA run that recorded the anonymous-RSS peak (schema 4) beside peak RSS
+    point = _lora_point()
+    # THEN the point is the anonymous peak, against the part of the estimate it can see: not
+    # the frozen base weights (file pages of the mapped checkpoint), not the file-backed part
+    # of the fixed overhead; LoRA's step temporaries are below its activations, so all else
+    assert (point.counter, point.measured_bytes) == ("train_peak_anon_rss_bytes", 700_000_000)
+    mapped = named_shape("minilm-l6").parameters * 4
+    assert point.counted_bytes == (
+        point.estimate.peak_bytes - mapped - CALIBRATION["cpu"].file_bytes
+    )
+    assert point.error == (point.counted_bytes - 700_000_000) / 700_000_000
+
+
+def test_a_run_without_an_anonymous_peak_falls_back_to_train_window_rss() -> None:
+    # GIVEN a schema-3 run (no anonymous peak), read from its JSON as a committed file would be
+    result = make_ok("lora", method="lora", peak_rss_bytes=1_000_000_000)
+    data = json.loads(run_to_json(make_run([result])))
+    data["schema_version"] = 3
+    del data["environment"]["boot_id"]
+    del data["scenarios"][0]["metrics"]["memory"]["train_peak_anon_rss_bytes"]
+    (point,) = measured_points([run_from_json(json.dumps(data), source="old.json")])
+    # THEN the training-window peak RSS is the counter and it sees the whole estimate
+    assert (point.counter, point.measured_bytes) == ("train_peak_rss_bytes", 1_000_000_000)
+    assert point.counted_bytes == point.estimate.peak_bytes
+
+
+def test_without_a_window_peak_the_process_peak_rss_is_the_counter() -> None:
+    point = _lora_point(train_peak_anon_rss_bytes=None, train_peak_rss_bytes=None)
+    assert (point.counter, point.measured_bytes) == ("peak_rss_bytes", 1_000_000_000)
+    assert point.counted_bytes == point.estimate.peak_bytes
+
+
+def test_the_anonymous_peak_sees_no_mapped_weights_and_no_step_temporaries_by_hand() -> None:
+    # full: every weight is written (anonymous), the transient is sampled as max(activations,
+    # gradients), so the step's temporaries (2 * 4 * 40 bytes on TINY) are not seen
+    full = estimate(TINY, HAND)
+    assert mapped_weight_bytes(TINY, HAND) == 0
+    assert counted_bytes(full, ANON_COUNTER) == full.peak_bytes - 2 * 4 * 40
+    assert counted_bytes(full, "train_peak_rss_bytes") == full.peak_bytes
+    # lora keeps all 272 base weights mapped; qlora the 128 it does not quantize (272 - 144)
+    assert mapped_weight_bytes(TINY, replace(HAND, method="lora")) == 272 * 4
+    assert mapped_weight_bytes(TINY, replace(HAND, method="qlora")) == (272 - 144) * 4
+    lora = estimate(TINY, replace(HAND, method="lora"))
+    # on TINY the adapters' gradients (2048 bytes) outweigh the activations (1184), so the
+    # temporaries of the largest adapter matrix (2 * 4 * 8 * 8) are unseen too
+    assert counted_bytes(lora, ANON_COUNTER, mapped_bytes=272 * 4) == (
+        lora.peak_bytes - 272 * 4 - 2 * 4 * 8 * 8
+    )
+
+
+def test_the_newest_run_of_a_scenario_gives_its_point() -> None:
+    from adrbench.reports.memory_model import latest_points
+
+    old = make_run([make_ok("lora", method="lora")], run_id="20261128T120000Z-m-quick-0001")
+    new = make_run(
+        [make_ok("lora", method="lora", anon_rss_bytes=123_000_000)],
+        run_id="20261203T090000Z-m-quick-0002",
+    )
+    (point,) = latest_points(measured_points([new, old]))
+    assert (point.run_id, point.measured_bytes) == (new.run_id, 123_000_000)
+
+
+def test_estimate_against_names_each_points_counter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "run.json"
+    path.write_text(run_to_json(make_run([make_ok("lora", method="lora")])), encoding="utf-8")
+    assert main(["estimate", "--against", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "train_peak_anon_rss_bytes" in out
+    assert "train_peak_anon_rss_bytes sees part of the peak" in out
 
 
 def test_lora_targets_that_match_no_layer_are_one_clear_error() -> None:

@@ -202,6 +202,7 @@ def _against(args: argparse.Namespace) -> str:
                         "run_id": p.run_id,
                         "scenario": p.scenario,
                         "counter": p.counter,
+                        "counted_bytes": p.counted_bytes,
                         "measured_bytes": p.measured_bytes,
                         "estimate": estimate_data(p.estimate),
                         "error": p.error,
@@ -219,17 +220,36 @@ def _against(args: argparse.Namespace) -> str:
             p.device,
             format_count(p.estimate.parameters),
             f"{p.estimate.settings.batch_size}x{p.estimate.settings.seq_len}",
+            p.counter,
             format_bytes(p.measured_bytes),
             format_bytes(p.estimate.peak_bytes),
+            format_bytes(p.counted_bytes),
             f"{p.error:+.1%}",
         ]
         for p in points
     ]
-    headers = ["scenario", "device", "parameters", "seqs x len", "measured", "estimate", "error"]
+    headers = [
+        "scenario",
+        "device",
+        "parameters",
+        "seqs x len",
+        "counter",
+        "measured",
+        "estimate",
+        "as counted",
+        "error",
+    ]
     worst = max((abs(p.error) for p in points), default=0.0)
+    partial = sorted({p.counter for p in points if p.counted_bytes != p.estimate.peak_bytes})
+    note = (
+        f"; {', '.join(partial)} sees part of the peak: the error is against 'as counted' "
+        "(the estimate without mapped weights, file pages and the optimizer's temporaries)"
+        if partial
+        else ""
+    )
     return (
         tabulate(rows, headers=headers, tablefmt="simple")
-        + f"\n{len(points)} points; largest absolute error {worst:.1%}\n"
+        + f"\n{len(points)} points; largest absolute error {worst:.1%}{note}\n"
     )
 
 

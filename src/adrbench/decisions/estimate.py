@@ -107,11 +107,15 @@ class Calibration:
         allocator_factor: Extra fraction on gradients, optimizer state and temporaries (CPU:
             the suspect is glibc's heap, which serves tensors under its 32 MiB mmap threshold
             and fragments as gradients and moments interleave with freed activations).
+        file_bytes: The part of ``fixed_bytes`` that is file-backed (CPU: the pages of the
+            libraries' code and data that RSS counts and anonymous RSS does not); 0 where the
+            counter has no such part (CUDA).
     """
 
     fixed_bytes: int
     activation_factor: float
     allocator_factor: float
+    file_bytes: int = 0
 
 
 # CPU: fitted (python bench/fit_memory_model.py) on the 22M and 110M full and LoRA points of

@@ -34,9 +34,11 @@ from adrbench.results.store import iter_runs, load_run
 from adrbench.units import format_bytes, format_count
 
 __all__ = [
+    "COUNTER_LABELS",
     "FIT_SCENARIOS",
     "MEMORY_SCALING_DIR",
     "is_cpu_qlora",
+    "latest_points",
     "memory_points",
     "memory_runs",
     "render_break_even_chart",
@@ -45,14 +47,34 @@ __all__ = [
 ]
 
 MEMORY_SCALING_DIR = Path("evidence") / "memory-scaling"
-# The points the CPU fixed overhead was fitted on; every other point validates it.
-FIT_SCENARIOS = ("full_22m", "lora_22m", "qlora_22m", "full_110m", "lora_110m", "qlora_110m")
+# The points the CPU constants were fitted on (bench/fit_memory_model.py); every other point
+# validates them.
+FIT_SCENARIOS = ("full_22m", "lora_22m", "full_110m", "lora_110m")
+COUNTER_LABELS = {
+    "train_peak_anon_rss_bytes": "anon RSS peak",
+    "train_peak_rss_bytes": "train peak RSS",
+    "peak_rss_bytes": "process peak RSS",
+    "cuda_max_allocated_bytes": "CUDA max allocated",
+}
 _COLOURS = {"full": "#d62728", "lora": "#1f77b4", "qlora": "#2ca02c"}
 
 
 def memory_points(results_dir: Path) -> list[Point]:
-    """Every measured point of the memory-scaling runs, with the committed constants."""
-    return measured_points(memory_runs(results_dir), root=results_dir.parent)
+    """The newest measured point of each memory-scaling scenario, with the committed constants."""
+    return latest_points(measured_points(memory_runs(results_dir), root=results_dir.parent))
+
+
+def latest_points(points: Sequence[Point]) -> list[Point]:
+    """One point per scenario: the newest run's (run ids start with their UTC time).
+
+    Older runs stay in the evidence directory; a rerun of a scenario (e.g. with a counter the
+    older run did not have) replaces its row rather than adding a second one.
+    """
+    newest: dict[str, Point] = {}
+    for point in points:
+        if point.scenario not in newest or point.run_id > newest[point.scenario].run_id:
+            newest[point.scenario] = point
+    return [p for p in points if newest[p.scenario] is p]
 
 
 def memory_runs(results_dir: Path) -> list[RunRecord]:
@@ -62,9 +84,10 @@ def memory_runs(results_dir: Path) -> list[RunRecord]:
     return [load_run(path) for path in iter_runs(directory)]
 
 
-def rss_before_training(runs: Sequence[RunRecord]) -> dict[str, int]:
+def rss_before_training(runs: Sequence[RunRecord]) -> dict[tuple[str, str], int]:
+    """RSS before the first step, by (run id, scenario)."""
     return {
-        r.name: r.metrics.memory.rss_before_train_bytes
+        (run.run_id, r.name): r.metrics.memory.rss_before_train_bytes
         for run in runs
         for r in run.scenarios
         if r.metrics is not None
@@ -76,19 +99,27 @@ def is_cpu_qlora(point: Point) -> bool:
     return point.method == "qlora" and point.device == "cpu"
 
 
-def _points_table(points: Sequence[Point], before: dict[str, int]) -> str:
+def _role(point: Point) -> str:
+    if point.scenario in FIT_SCENARIOS and not is_cpu_qlora(point):
+        return "fit"
+    if is_cpu_qlora(point) and abs(point.error) > 0.10:
+        return "not met (see below)"
+    return "validation"
+
+
+def _points_table(points: Sequence[Point], before: dict[tuple[str, str], int]) -> str:
     rows = [
         [
             p.scenario,
             format_count(p.estimate.parameters),
             f"{p.estimate.settings.batch_size} x {p.estimate.settings.seq_len}",
-            format_bytes(before[p.scenario]) if p.scenario in before else "—",
+            format_bytes(before[p.run_id, p.scenario]) if (p.run_id, p.scenario) in before else "—",
+            COUNTER_LABELS.get(p.counter, p.counter),
             format_bytes(p.measured_bytes),
             format_bytes(p.estimate.peak_bytes),
+            format_bytes(p.counted_bytes),
             f"{p.error:+.1%}",
-            "fit"
-            if p.scenario in FIT_SCENARIOS and not is_cpu_qlora(p)
-            else ("not met (see below)" if is_cpu_qlora(p) else "validation"),
+            _role(p),
         ]
         for p in points
     ]
@@ -97,15 +128,19 @@ def _points_table(points: Sequence[Point], before: dict[str, int]) -> str:
         "parameters",
         "sequences x tokens",
         "RSS before training",
-        "measured (train peak RSS)",
-        "estimate",
+        "counter",
+        "measured",
+        "estimate (whole peak)",
+        "estimate as counted",
         "error",
         "role",
     ]
     return tabulate(rows, headers=headers, tablefmt="github")
 
 
-def render_memory_section(points: Sequence[Point], before: dict[str, int] | None = None) -> str:
+def render_memory_section(
+    points: Sequence[Point], before: dict[tuple[str, str], int] | None = None
+) -> str:
     """Markdown for the appendix's memory-model section (the template gives its heading)."""
     parts: list[str] = []
     if points:
@@ -168,9 +203,15 @@ def render_break_even_chart(points: Sequence[Point]) -> bytes:
             ys = [estimate(a, settings).peak_bytes / 1e9 for a in family]
             axes.plot(xs, ys, color=_COLOURS[method], label=f"{method} (estimate, fp32)")
             measured = [p for p in points if p.method == method]
+            # A counter that sees part of the peak (the anonymous-RSS peak) is shown with the
+            # part it cannot see added back by arithmetic (mapped weights, file pages, the
+            # optimizer's temporaries), so every point sits on the whole-peak scale.
             axes.scatter(
                 [p.estimate.parameters for p in measured],
-                [p.measured_bytes / 1e9 for p in measured],
+                [
+                    (p.measured_bytes + p.estimate.peak_bytes - p.counted_bytes) / 1e9
+                    for p in measured
+                ],
                 color=_COLOURS[method],
                 edgecolors="black",
                 zorder=3,

@@ -815,8 +815,8 @@ def plan_reports(
                 charts.append(Chart(caption, chart_path.name))
         memory_model = ""
         if uses_estimates(adr):
-            from adrbench.decisions.calibration import measured_points
             from adrbench.reports.memory_model import (
+                memory_points,
                 memory_runs,
                 render_break_even_chart,
                 render_memory_section,
@@ -824,7 +824,7 @@ def plan_reports(
             )
 
             scaling = memory_runs(results_dir)
-            points = measured_points(scaling, root=results_dir.parent)
+            points = memory_points(results_dir)
             memory_model = render_memory_section(points, rss_before_training(scaling))
             chart_path = appendix_dir / f"{stem}-breakeven.svg"
             outputs[chart_path] = render_break_even_chart(points)
