@@ -313,3 +313,17 @@ def test_the_relative_mode_compares_raw_step_times() -> None:
     assert next(r for r in raw.rows if r.metric == "step_time_s").change == "+0.0%"
     (time_rule,) = [r for r in for_relative(DEFAULT_CONFIG).rules if isinstance(r, StepTimeRule)]
     assert "raw" in time_rule.describe()
+
+
+def test_a_scenario_ref_resolves_differently_is_compared_with_a_note() -> None:
+    refs = [make_run([timed()]) for _ in range(2)]
+    other = replace(timed(), fingerprint="0123456789abcdef")
+    currents = [make_run([other]) for _ in range(2)]
+    relative = evaluate_paired(refs, currents, DEFAULT_CONFIG, baseline_source="REF")
+    first = relative.rows[0]
+    assert first.verdict is Verdict.PASS and first.metric == "step_time_s"
+    assert first.message is not None and "resolve the same suite entry differently" in first.message
+    committed = evaluate_paired(
+        refs[:1], currents[:1], DEFAULT_CONFIG, baseline_source="b", relative=False
+    )
+    assert [r.verdict for r in committed.rows] == [Verdict.NOT_COMPARABLE]

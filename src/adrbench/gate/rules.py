@@ -1006,17 +1006,8 @@ def _rows_for(
             rows.append(_comparison_row(rule, comparison))
     if notes:
         first = rows[0]
-        rows[0] = Row(
-            first.scenario,
-            first.metric,
-            first.baseline,
-            first.current,
-            first.change,
-            first.threshold,
-            first.p_value,
-            first.verdict,
-            first.message if first.verdict.fails else "; ".join(notes),
-        )
+        if not first.verdict.fails:
+            rows[0] = dataclasses.replace(first, message="; ".join(notes))
     return rows
 
 
