@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from adrbench.engine.allocator import cap_mmap_threshold
 from adrbench.engine.device import DeviceProbe
 from adrbench.engine.models import load_sentence_transformer
 from adrbench.engine.scenario import Scenario
@@ -130,6 +131,10 @@ def _load_quantized(scenario: Scenario, device: str) -> SentenceTransformer:
 def _build_qlora(scenario: Scenario, device: str) -> SentenceTransformer:
     from peft import prepare_model_for_kbit_training
 
+    if device == "cpu":
+        # Quantizing frees an fp32 copy of every weight; without this glibc keeps them resident
+        # (engine/allocator.py). On CUDA those copies live in the caching allocator instead.
+        cap_mmap_threshold()
     model = _load_quantized(scenario, device)
     if device == "cpu":
         # bitsandbytes 0.50 repacks 4-bit weights for its AVX512-BF16 inference kernel the first
@@ -150,5 +155,10 @@ register_method(
 )
 register_method(Method("lora", "LoRA adapters on a frozen fp32 base", _runs_anywhere, _build_lora))
 register_method(
-    Method("qlora", "LoRA adapters on a frozen NF4 4-bit base", _qlora_requirement, _build_qlora)
+    Method(
+        "qlora",
+        "LoRA adapters on a frozen NF4 4-bit base (on the CPU, glibc's mmap threshold fixed at 1 MiB)",
+        _qlora_requirement,
+        _build_qlora,
+    )
 )
