@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import secrets
+import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from adrbench.paths import portable_name
 from adrbench.results.record import (
     SCHEMA_VERSION,
     FailureKind,
+    GitInfo,
     MetricSummary,
     Provenance,
     RunRecord,
@@ -136,6 +138,22 @@ def _portable(result: ScenarioResult, root: Path) -> ScenarioResult:
     )
 
 
+def _warn_if_code_changed(started: GitInfo, code_sha256: str, where: Path) -> None:
+    """Say so when the commit or the measuring code changed while the scenarios ran."""
+    now, code_now = capture_git(where), measuring_code_sha256()
+    changes = []
+    if started.commit != now.commit:
+        changes.append(f"commit {(started.commit or '?')[:12]} -> {(now.commit or '?')[:12]}")
+    if code_now != code_sha256:
+        changes.append(f"measuring code {code_sha256[:12]} -> {code_now[:12]}")
+    if changes:
+        print(
+            f"warning: {', '.join(changes)} while this run went on; it records the code it "
+            "started with (later scenarios may have imported the newer code)",
+            file=sys.stderr,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the suite and write its results file.
 
@@ -162,7 +180,11 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
     started = _now()
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{suite.name}-{args.profile}-{secrets.token_hex(2)}"
     print(f"adrbench run {run_id}: {len(scenarios)} scenarios from {args.suite}", flush=True)
+    # The code the scenarios run is the code at the start: a commit or edit made while a long run
+    # goes on must not be recorded as what measured it.
+    git, code_sha256 = capture_git(args.suite.resolve().parent), measuring_code_sha256()
     results = run_scenarios(scenarios, data_dir=data_dir, display=ProgressDisplay())
+    _warn_if_code_changed(git, code_sha256, args.suite.resolve().parent)
     signals.defer = True  # what finished is written even if another signal comes now
     results = tuple(_portable(result, root) for result in results)
     record = RunRecord(
@@ -172,7 +194,7 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
         profile=args.profile,
         started_at=started.isoformat().replace("+00:00", "Z"),
         finished_at=_now().isoformat().replace("+00:00", "Z"),
-        git=capture_git(args.suite.resolve().parent),
+        git=git,
         environment=capture_and_remember(),
         model=model_info(scenarios[0].model, root) if scenarios else None,
         dataset=data.info,
@@ -181,7 +203,7 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
             suite_file=portable_name(str(args.suite.resolve()), root),
             overrides=_recorded_overrides(args.set, root),
             scenario_fingerprints={r.name: r.fingerprint for r in results},
-            measuring_code_sha256=measuring_code_sha256(),
+            measuring_code_sha256=code_sha256,
         ),
     )
     path = write_run(record, args.results_dir)
