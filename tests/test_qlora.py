@@ -87,6 +87,28 @@ def test_cpu_qlora_builds_an_nf4_base_with_trainable_adapters_counted_at_logical
     assert not any(p.requires_grad for p in packed)
 
 
+def test_cpu_qlora_caps_the_heap_threshold_before_quantizing_and_lora_does_not(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a record of every cap_mmap_threshold call the methods make
+    calls: list[str] = []
+
+    def record() -> bool:
+        calls.append("capped")
+        return True
+
+    monkeypatch.setattr(methods, "cap_mmap_threshold", record)
+    scenario = _scenario(tiny_model)
+    # WHEN LoRA, then QLoRA, is built on the CPU
+    methods.get_method("lora").build(
+        dataclasses.replace(scenario, name="lora", method="lora", allow_cpu_qlora=False), "cpu"
+    )
+    assert calls == []
+    methods.get_method("qlora").build(scenario, "cpu")
+    # THEN only QLoRA fixed glibc's threshold (engine/allocator.py says why)
+    assert calls == ["capped"]
+
+
 def test_cpu_qlora_trains_end_to_end_after_evaluating_in_eval_mode(
     tiny_model: Path, tiny_stsb: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
