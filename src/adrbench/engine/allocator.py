@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-__all__ = ["M_MMAP_THRESHOLD", "MMAP_THRESHOLD_BYTES", "cap_mmap_threshold"]
+__all__ = ["MMAP_THRESHOLD_BYTES", "M_MMAP_THRESHOLD", "cap_mmap_threshold"]
 
 M_MMAP_THRESHOLD = -3  # <malloc.h>
 MMAP_THRESHOLD_BYTES = 1 << 20  # 1 MiB: glibc's default before it adapts is 128 KiB

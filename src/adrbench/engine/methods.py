@@ -157,7 +157,7 @@ register_method(Method("lora", "LoRA adapters on a frozen fp32 base", _runs_anyw
 register_method(
     Method(
         "qlora",
-        "LoRA adapters on a frozen NF4 4-bit base (on the CPU, glibc's mmap threshold fixed at 1 MiB)",
+        "LoRA adapters on a frozen NF4 4-bit base (CPU: glibc mmap threshold fixed at 1 MiB)",
         _qlora_requirement,
         _build_qlora,
     )
