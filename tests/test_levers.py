@@ -259,9 +259,12 @@ def test_the_speed_levers_suite_changes_one_thing_per_lever_and_trains_a_full_ep
     assert full["full_default"].epochs == 1 and full["full_default"].max_steps is None
     assert full["full_default"].eval_pairs is None  # all 1379 test pairs decide the accuracy
 
+    # how many seeds a scenario runs is not a lever: the judged scenarios run three
+    repetition = {"name", "seed", "seeds", "repeats"}
+
     def changed(name: str) -> dict[str, object]:
         mapping = full[name].to_mapping()
-        return {k: v for k, v in mapping.items() if k != "name" and v != default[k]}
+        return {k: v for k, v in mapping.items() if k not in repetition and v != default.get(k)}
 
     assert changed("full_bf16") == {"dtype": "bfloat16"}
     assert changed("full_grouped") == {"batching": "length_grouped"}
@@ -277,3 +280,6 @@ def test_the_speed_levers_suite_changes_one_thing_per_lever_and_trains_a_full_ep
         "optimizer_impl": "fused",
     }
     assert changed("full_best_compile") == {**best, "compile": True}
+    # AND the scenarios the ADR compares run the same seeds, so their processes pair up
+    judged = ["full_default", "full_bf16", "full_best", "full_best_compile"]
+    assert {full[n].repetition_seeds() for n in judged} == {(42, 43, 44)}
