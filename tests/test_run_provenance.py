@@ -12,7 +12,8 @@ import pytest
 from adrbench.cli import main
 from adrbench.commands import run as run_command
 from adrbench.engine.scenario import Scenario
-from adrbench.results.record import GitInfo, ScenarioResult, Skip, Status
+from adrbench.results.record import GitInfo, ScenarioResult
+from factories import make_skipped
 
 
 def _suite(tmp_path: Path) -> Path:
@@ -22,16 +23,7 @@ def _suite(tmp_path: Path) -> Path:
 
 
 def _skipped(scenarios: Sequence[Scenario], **_: Any) -> tuple[ScenarioResult, ...]:
-    return tuple(
-        ScenarioResult(
-            name=s.name,
-            fingerprint=s.fingerprint(),
-            scenario=s,
-            status=Status.SKIPPED,
-            skip=Skip(reason="test", message="not run: provenance test"),
-        )
-        for s in scenarios
-    )
+    return tuple(make_skipped(s.name, "test", "not run: provenance test") for s in scenarios)
 
 
 @pytest.mark.parametrize("changes", [True, False])

@@ -174,7 +174,8 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
             dataclasses.replace(s, allow_cpu_qlora=True) if s.method == "qlora" else s
             for s in scenarios
         )
-    root = repository_root(args.suite.resolve().parent)
+    suite_dir = args.suite.resolve().parent
+    root = repository_root(suite_dir)
     data = load_stsb(args.data_dir, root=root)  # fail before any scenario starts if no data
     data_dir = data.directory
     started = _now()
@@ -182,9 +183,9 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
     print(f"adrbench run {run_id}: {len(scenarios)} scenarios from {args.suite}", flush=True)
     # The code the scenarios run is the code at the start: a commit or edit made while a long run
     # goes on must not be recorded as what measured it.
-    git, code_sha256 = capture_git(args.suite.resolve().parent), measuring_code_sha256()
+    git, code_sha256 = capture_git(suite_dir), measuring_code_sha256()
     results = run_scenarios(scenarios, data_dir=data_dir, display=ProgressDisplay())
-    _warn_if_code_changed(git, code_sha256, args.suite.resolve().parent)
+    _warn_if_code_changed(git, code_sha256, suite_dir)
     signals.defer = True  # what finished is written even if another signal comes now
     results = tuple(_portable(result, root) for result in results)
     record = RunRecord(
