@@ -202,7 +202,7 @@ def test_each_lever_trains_and_reports_flops_on_real_and_padded_tokens(
     # THEN it trains, its peak is timed in its own dtype (bf16 for a bf16 scenario), and FLOP/s
     # on real tokens is the padded figure scaled by the real share of the tokens
     assert result.status is Status.OK, result.failure
-    assert peak_dtypes == [getattr(torch, scenario.dtype)]
+    assert peak_dtypes == [getattr(torch, scenario.dtype)] * 2  # before and after training
     assert result.metrics is not None
     flat = flatten_metrics(result.metrics)
     t = result.metrics.throughput
@@ -213,6 +213,22 @@ def test_each_lever_trains_and_reports_flops_on_real_and_padded_tokens(
         flat["real_token_flops_per_s"] / flat["matmul_peak_flops_per_s"]
     )
     assert flat["padding_fraction"] == pytest.approx(1 - real_share)
+
+
+def test_the_peak_is_the_better_of_the_calibrations_before_and_after_training(
+    tiny_model: Path, tiny_stsb: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a calibration before training that other work halved, and an undisturbed one after
+    readings = iter([1.0e11, 2.0e11])
+    monkeypatch.setattr(measure, "matmul_peak_flops_per_s", lambda *a, **k: next(readings))
+    # WHEN a scenario runs
+    result = run_scenario(tiny(tiny_model), data_dir=tiny_stsb, progress=lambda e: None)
+    # THEN its peak, and the fraction of it, come from the undisturbed reading
+    assert result.status is Status.OK, result.failure
+    assert result.metrics is not None
+    compute = result.metrics.compute
+    assert compute.matmul_peak_flops_per_s == 2.0e11
+    assert compute.fraction_of_peak == pytest.approx(compute.train_flops_per_s / 2.0e11)
 
 
 def test_a_scenario_that_cannot_compile_here_is_skipped_with_the_reason(

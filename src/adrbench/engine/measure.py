@@ -178,7 +178,8 @@ def device_memory(
 
 
 def matmul_peak_flops_per_s(device: str, dtype: torch.dtype, *, seconds: float = 0.5) -> float:
-    """Best FLOP/s of a square matmul, timed in this process just before training.
+    """Best FLOP/s of a square matmul, timed in this process (the worker times it before and after
+    training and keeps the better of the two).
 
     ``dtype`` is the scenario's (a bf16 scenario is measured against a bf16 matmul). The size is
     large enough to be compute-bound on a CPU (512) and, on CUDA, to approach the device's peak

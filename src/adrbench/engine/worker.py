@@ -204,6 +204,12 @@ def _measure(
         train_peak_anon_rss_bytes=log.peak_anon_rss_bytes,
     )
     del ballast
+    # Timed again now that training is over, keeping the better: one low reading cannot halve the
+    # peak (run 92fd: 3 of 24 two-thread processes read 102-173 GFLOP/s before training beside
+    # 203-208 while their training ran at the others' speed, so their fraction of peak read up to
+    # 1.8x the others'). Time-sharing a core does not explain it: the best of 0.5 s reads 207
+    # with a busy loop on the other core.
+    peak_flops = max(peak_flops, measure.matmul_peak_flops_per_s(device, dtype[scenario.dtype]))
 
     progress({"phase": "evaluate"})
     start = time.perf_counter()
