@@ -276,7 +276,11 @@ def test_the_side_runs_its_own_code_with_the_suite_and_overrides(tmp_path: Path)
     lines = argv_file.read_text().splitlines()
     assert lines[0].startswith(str(tree / "src"))
     argv = lines[1:]
-    assert argv[1:4] == ["run", str(ROOT / "bench" / "gate_calibration.toml"), "--profile"]
+    # the working tree's suite, placed where it lies in the side's own tree (so the run records
+    # that tree's commit), with the same text
+    suite = tree / "bench" / "gate_calibration.toml"
+    assert argv[1:4] == ["run", str(suite), "--profile"]
+    assert suite.read_text() == (ROOT / "bench" / "gate_calibration.toml").read_text()
     assert argv[argv.index("--only") : argv.index("--only") + 2] == ["--only", "full"]
     sets = [argv[i + 1] for i, word in enumerate(argv) if word == "--set"]
     assert sets == ["seed=1", "ballast_mb=10"]

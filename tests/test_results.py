@@ -119,9 +119,10 @@ def test_a_write_that_fails_midway_leaves_neither_the_file_nor_a_temporary(
 
     monkeypatch.setattr(os, "link", full_disk)  # store links the finished file into place
     # WHEN a run is written
-    with pytest.raises(OSError, match="No space left"):
+    # THEN one clear error names the file and the cause (no traceback)
+    with pytest.raises(ResultsError, match=r"cannot be written \(No space left on device\)"):
         store.write_run(make_run(), tmp_path)
-    # THEN no half-written results file and no temporary is left behind
+    # AND no half-written results file and no temporary is left behind
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 

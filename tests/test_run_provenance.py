@@ -11,6 +11,7 @@ import pytest
 
 from adrbench.cli import main
 from adrbench.commands import run as run_command
+from adrbench.engine import runner
 from adrbench.engine.scenario import Scenario
 from adrbench.results.record import GitInfo, ScenarioResult
 from factories import make_skipped
@@ -41,7 +42,7 @@ def test_a_run_records_the_commit_and_code_it_started_with(
         run_command, "capture_git", lambda _where=None: GitInfo(next(commits), "main", False)
     )
     monkeypatch.setattr(run_command, "measuring_code_sha256", lambda: next(hashes))
-    monkeypatch.setattr(run_command, "run_scenarios", _skipped)
+    monkeypatch.setattr(runner, "run_scenarios", _skipped)  # run imports it when it starts
     results = tmp_path / "results"
     # WHEN the suite runs
     argv = ["run", str(_suite(tmp_path)), "--profile", "quick", "--results-dir", str(results)]

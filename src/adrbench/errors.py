@@ -7,7 +7,7 @@ its traceback.
 
 from __future__ import annotations
 
-__all__ = ["ResultsError", "ScenarioError", "UserError"]
+__all__ = ["ResultsError", "ScenarioError", "UserError", "excerpt"]
 
 
 class UserError(Exception):
@@ -20,3 +20,18 @@ class ScenarioError(UserError):
 
 class ResultsError(UserError):
     """A results file that is missing, corrupt, or of another schema version."""
+
+
+def excerpt(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for a message, cut to about ``limit`` characters: a hostile 40 KB value
+    is named, not echoed.
+
+    Args:
+        value: What the message quotes.
+        limit: Characters of its repr to keep.
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    length = f" ({len(value)} characters)" if isinstance(value, str | bytes) else ""
+    return f"{text[:limit]}...{length}"

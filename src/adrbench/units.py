@@ -12,6 +12,7 @@ import re
 __all__ = [
     "BYTE_SUFFIXES",
     "COUNT_SUFFIXES",
+    "NotFinite",
     "format_bytes",
     "format_count",
     "parse_quantity",
@@ -32,22 +33,31 @@ _ALL_SUFFIXES: dict[str, float] = {**COUNT_SUFFIXES, **BYTE_SUFFIXES, "%": 0.01}
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z%]*)$")
 
 
+class NotFinite(ValueError):
+    """A number too large to hold (``1e400``): it would silently become infinity."""
+
+
 def parse_quantity(text: str) -> float:
     """Parse ``"22.7M"``, ``"8GiB"``, ``"500MB"``, ``"90%"`` or a plain number.
 
     Raises:
-        ValueError: naming the text and the suffixes that are understood.
+        ValueError: naming the text and the suffixes that are understood; :class:`NotFinite`
+            for a number beyond what a float holds (it would read as infinity).
     """
     match = _QUANTITY.match(text.strip())
     if match is None:
-        raise ValueError(f"not a number: {text!r}")
+        raise ValueError(f"not a number: {text[:40]!r}")
     number, suffix = match.groups()
-    if not suffix:
-        return float(number)
-    if suffix not in _ALL_SUFFIXES:
+    if suffix and suffix not in _ALL_SUFFIXES:
         known = ", ".join(_ALL_SUFFIXES)
-        raise ValueError(f"unknown suffix {suffix!r} in {text!r}; known suffixes: {known}")
-    return float(number) * _ALL_SUFFIXES[suffix]
+        raise ValueError(f"unknown suffix {suffix!r} in {text[:40]!r}; known suffixes: {known}")
+    value = float(number) * _ALL_SUFFIXES.get(suffix, 1.0)
+    if not math.isfinite(value):
+        raise NotFinite(
+            f"{text[:40]!r} is too large to be a number here (it would be infinity); "
+            "write a value below 1.7e308"
+        )
+    return value
 
 
 def format_count(value: float) -> str:

@@ -34,7 +34,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     ensure_adr_dir(args.adr_dir)
     (path,) = resolve_adr_args(args.adr_dir, [args.adr])
-    old = next(a for a in load_adrs(args.adr_dir) if a.path.resolve() == path.resolve())
+    old = next((a for a in load_adrs(args.adr_dir) if a.path.resolve() == path.resolve()), None)
+    if old is None:
+        raise UserError(
+            f"{path}: not a numbered ADR in {args.adr_dir} (an ADR file is NNNN-title.md); name "
+            "the ADR whose trigger fired, e.g. `adrbench draft 2`"
+        )
+    number = max((int(p.name[:4]) for p in adr_paths(args.adr_dir)), default=0) + 1
+    target = args.adr_dir / draft_file_name(number, old)
+    existing = next(
+        (
+            p
+            for p in adr_paths(args.adr_dir)
+            if p.name.split("-", 1)[1] == target.name.split("-", 1)[1]
+        ),
+        None,
+    )
+    if existing is not None:
+        raise UserError(
+            f"{existing}: a draft revisiting ADR-{old.number:04d} already exists; finish or "
+            "delete it first"
+        )
     evidence = []
     for environment in judge_environments(
         args.adr_dir, args.results_dir, probes=args.probes, only=[path]
@@ -50,17 +70,9 @@ def run(args: argparse.Namespace) -> int:
             f"{path}: none of its revisit triggers fired on any environment with evidence in "
             f"{args.results_dir}/runs; nothing to supersede (see `adrbench check {old.number}`)"
         )
-    number = max((int(p.name[:4]) for p in adr_paths(args.adr_dir)), default=0) + 1
-    target = args.adr_dir / draft_file_name(number, old)
-    if any(
-        p.name.split("-", 1)[1] == target.name.split("-", 1)[1] for p in adr_paths(args.adr_dir)
-    ):
-        raise UserError(
-            f"{target.name}: a draft revisiting ADR-{old.number:04d} already exists; finish or "
-            "delete it first"
-        )
     date = datetime.now(UTC).date().isoformat()
-    target.write_text(render_draft(old, evidence, date=date), encoding="utf-8")
+    with target.open("x", encoding="utf-8") as handle:  # never over a file made meanwhile
+        handle.write(render_draft(old, evidence, date=date))
     fired = sorted({v.id for e in evidence for v in e.fired})
     print(f"wrote {target} (proposed, supersedes ADR-{old.number:04d}; fired: {', '.join(fired)})")
     return 0

@@ -7,8 +7,9 @@ Example::
 
 Each file goes through the ``update_to_N`` migrations of ``adrbench.results.record`` and is
 written back atomically (its pytest-benchmark twin regenerated); migrations derive fields and
-drop machine paths, they never change a measurement. Exit status: 0 done; 2 a file that cannot be
-read (nothing after it is rewritten).
+drop machine paths, they never change a measurement. Every file is read and migrated before any
+is written, and the writes are all or nothing. Exit status: 0 done; 2 a file that cannot be read
+or written (one line naming it; no file is changed).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from adrbench.commands import add_results_dir
-from adrbench.results.store import upgrade_file
+from adrbench.results.store import plan_upgrade, upgrade_files
 
 __all__ = ["add_arguments", "run"]
 
@@ -39,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
         for p in args.results_dir.rglob("*.json")
         if not p.name.endswith(".benchmark.json") and not p.name.startswith(".")
     )
-    for path in files:
-        print(f"{'rewritten' if upgrade_file(path) else 'current  '} {path}")
+    # Every file is read and migrated before any is written: a bad one rewrites nothing.
+    plans = [(path, plan_upgrade(path)) for path in files]
+    upgrade_files([rewrite for _path, rewrites in plans for rewrite in rewrites])
+    for path, rewrites in plans:
+        print(f"{'rewritten' if rewrites else 'current  '} {path}")
     return 0

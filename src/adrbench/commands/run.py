@@ -17,7 +17,6 @@ from adrbench.engine.environment import capture_git, measuring_code_sha256, repo
 from adrbench.engine.interrupt import Signals, exit_status, interruptible
 from adrbench.engine.models import model_info
 from adrbench.engine.progress import ProgressDisplay
-from adrbench.engine.runner import run_scenarios
 from adrbench.engine.suite import load_suite, parse_override
 from adrbench.machine import capture_and_remember
 from adrbench.paths import portable_name
@@ -184,6 +183,10 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
     # The code the scenarios run is the code at the start: a commit or edit made while a long run
     # goes on must not be recorded as what measured it.
     git, code_sha256 = capture_git(suite_dir), measuring_code_sha256()
+    # Imported here, not at the top: the runner brings torch (~2 s, 340 MB), which a suite or
+    # data problem reported above never needs.
+    from adrbench.engine.runner import run_scenarios
+
     results = run_scenarios(scenarios, data_dir=data_dir, display=ProgressDisplay())
     _warn_if_code_changed(git, code_sha256, suite_dir)
     signals.defer = True  # what finished is written even if another signal comes now

@@ -89,10 +89,12 @@ _EVIDENCE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-
 _ADR_REF = re.compile(r"^(?:ADR-?)?0*([0-9]+)$", re.IGNORECASE)
 # MADR writes "superseded by [ADR-0005](0005-example.md)"; accept that and plain "ADR-0005".
 # Nygard / adr-tools write "Superseded by [5. Use X](0005-use-x.md)".
+# When the link names a file, the file decides (it is what a reader's click opens).
 _SUPERSEDED = re.compile(
-    r"^superseded by (?:\[?ADR-?0*([0-9]+)\]?|\[0*([0-9]+)\.[^\]]*\])(?:\([^)]*\))?$",
+    r"^superseded by (?:\[?ADR-?0*([0-9]+)\]?|\[0*([0-9]+)\.[^\]]*\])(?:\(([^)]*)\))?$",
     re.IGNORECASE,
 )
+_LINKED_FILE = re.compile(r"^(?:.*/)?0*([0-9]+)-[^/]*\.md$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
@@ -178,6 +180,7 @@ class Adr:
         supersedes: ADR numbers this one replaces.
         superseded_by: The ADR number that replaces this one (key or status), if any.
         body_line: The file line where ``body`` starts.
+        status_line: The file line of the status (front matter key or ``## Status`` section).
     """
 
     number: int
@@ -194,6 +197,7 @@ class Adr:
     supersedes: tuple[int, ...] = ()
     superseded_by: int | None = None
     body_line: int = 1
+    status_line: int = 1
 
     @property
     def items(self) -> tuple[Item, ...]:
@@ -681,13 +685,16 @@ def _parse(path: Path, text: str, statuses: Sequence[str] = STATUSES) -> _Parsed
     supersedes = tuple(n for n in map(_adr_number, supersedes_list) if n is not None)
     superseded_by = _adr_number(data.get("superseded-by"))
     status = data.get("status")
+    status_line = line_of.get("status", 1)
     if status is None and "status" not in data:
         in_section = _section_status(lines, body_start)
         if in_section is not None:
-            status = in_section[0]
-            _check_status(status, in_section[1], errors, statuses, " (## Status)")
+            status, status_line = in_section
+            _check_status(status, status_line, errors, statuses, " (## Status)")
     if isinstance(status, str) and (found := _SUPERSEDED.match(status.strip())):
-        superseded_by = superseded_by or int(found.group(1) or found.group(2))
+        linked = _LINKED_FILE.match((found.group(3) or "").strip())
+        number = linked.group(1) if linked else found.group(1) or found.group(2)
+        superseded_by = superseded_by or int(number)
     items = tuple(item for section in sections.values() for item in section)
     if errors.problems or match is None or title is None:
         return _Parsed(None, errors.problems, errors.warnings, items)
@@ -708,6 +715,7 @@ def _parse(path: Path, text: str, statuses: Sequence[str] = STATUSES) -> _Parsed
             supersedes=supersedes,
             superseded_by=superseded_by,
             body_line=body_start + 1,
+            status_line=status_line,
         ),
         [],
         errors.warnings,
@@ -840,6 +848,9 @@ def lint(
     adrs: list[Adr] = []
     problems: list[Problem] = []
     warnings: list[Problem] = []
+    # Numbers of ADRs that exist but have problems of their own: a reference to one is not also
+    # reported as a reference to a missing ADR.
+    unreadable: set[int] = set()
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
@@ -859,6 +870,8 @@ def lint(
         problems.extend(_check_expressions(path, parsed.items, facts))
         if parsed.adr is not None:
             adrs.append(parsed.adr)
+        elif (numbered := _FILE_NAME.match(path.name)) is not None:
+            unreadable.add(int(numbered.group(1)))
     by_number: dict[int, Adr] = {}
     for adr in sorted(adrs, key=lambda a: (a.number, str(a.path))):
         if adr.number in by_number:
@@ -879,7 +892,7 @@ def lint(
             key = "superseded-by" if "superseded-by" in adr.front_matter else "status"
             targets.append((key, adr.superseded_by))
         for key, number in targets:
-            if number not in by_number:
+            if number not in by_number and number not in unreadable:
                 known = ", ".join(f"{n:04d}" for n in sorted(by_number)) or "none"
                 problems.append(
                     Problem(
@@ -898,6 +911,8 @@ def lint(
 
 
 def _front_matter_line(adr: Adr, key: str) -> int:
+    if key == "status":
+        return adr.status_line
     prefix = f"{key}:"
     for index, line in enumerate(adr.path.read_text(encoding="utf-8").splitlines()):
         if line.startswith(prefix):

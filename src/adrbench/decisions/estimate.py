@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from adrbench.errors import UserError
+from adrbench.errors import UserError, excerpt
 
 __all__ = [
     "CALIBRATION",
@@ -82,6 +82,8 @@ DTypeName = Literal["float32", "bfloat16", "float16"]
 DeviceKind = Literal["cpu", "cuda"]
 
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+# The largest size a config key may give: far above any real model, far below a float overflow.
+_MAX_SIZE = 2**40
 COMPONENTS = (
     "weights",
     "quantization",
@@ -223,12 +225,17 @@ class Architecture:
             )
         family = families[model_type]
 
-        def key(name: str) -> int:
+        def key(name: str, default: int | None = None) -> int:
+            if data.get(name) is None and default is not None:
+                return default
             if name not in data:
                 raise UserError(f"{source}: missing key {name!r} (needed to count parameters)")
             value = data[name]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"{source}: {name}={value!r} must be a positive integer")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_SIZE:
+                raise UserError(
+                    f"{source}: {name}={excerpt(value)} must be a positive integer up to 2**40 "
+                    "(no real architecture comes near; larger ones overflow the estimate)"
+                )
             return value
 
         name = Path(source).parent.name if source.endswith("config.json") else source
@@ -245,11 +252,11 @@ class Architecture:
                 family,
                 *sizes,
                 max_positions=key("max_position_embeddings"),
-                type_vocab_size=int(data.get("type_vocab_size", 2)),
+                type_vocab_size=key("type_vocab_size", 2),
                 dropout=float(data.get("hidden_dropout_prob", 0.1) or 0) > 0,
             )
-        kv = data.get("num_key_value_heads") or sizes[3]
-        return cls(name, family, *sizes, num_kv_heads=int(kv), dropout=False)
+        kv = key("num_key_value_heads", sizes[3])
+        return cls(name, family, *sizes, num_kv_heads=kv, dropout=False)
 
     # -- counting -------------------------------------------------------------------------------
 

@@ -99,9 +99,26 @@ FUNCTIONS: Mapping[str, tuple[Callable[..., float], int, int]] = {
 }
 
 
+# A snippet shows at most this many characters of its line: a 40 KB line is cut around the caret.
+SNIPPET_WIDTH = 120
+
+
 def caret_snippet(source: str, start: int, end: int | None = None, indent: str = "    ") -> str:
-    """Two lines: the source, and ``^~~~`` under columns ``start`` to ``end`` (packaging style)."""
+    """Two lines: the source, and ``^~~~`` under columns ``start`` to ``end`` (packaging style).
+
+    A line longer than :data:`SNIPPET_WIDTH` is shown as the window around ``start``, with
+    ``...`` where it was cut.
+    """
     end = max(start + 1, end if end is not None else start + 1)
+    if len(source) > SNIPPET_WIDTH:
+        low = max(0, min(start - SNIPPET_WIDTH // 2, len(source) - SNIPPET_WIDTH))
+        high = low + SNIPPET_WIDTH
+        head = "..." if low > 0 else ""
+        tail = "..." if high < len(source) else ""
+        shift = len(head) - low
+        source = head + source[low:high] + tail
+        start, end = start + shift, min(end, high) + shift
+        end = max(start + 1, end)
     marker = " " * start + "^" + "~" * (end - start - 1)
     return f"{indent}{source}\n{indent}{marker}"
 

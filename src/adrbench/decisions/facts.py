@@ -48,11 +48,11 @@ from dataclasses import dataclass, field
 
 from adrbench.decisions.expressions import Missing, Value
 from adrbench.decisions.probes import ProbeResult, probe_fact_names, run_probes
-from adrbench.errors import UserError
+from adrbench.errors import UserError, excerpt
 from adrbench.results.metrics import METRICS, flatten_metrics, process_noise_sd
 from adrbench.results.record import Environment, RunRecord, ScenarioResult, Status
 from adrbench.stats import Estimate, estimate
-from adrbench.units import parse_quantity
+from adrbench.units import NotFinite, parse_quantity
 
 __all__ = [
     "ENV_KEYS",
@@ -178,7 +178,10 @@ class Facts:
                 close = self.nearest(name)
                 hint = f"; nearest facts: {', '.join(close)}" if close else ""
                 raise UserError(f"--what-if {name}={text}: unknown fact {name!r}{hint}")
-            value = parse_what_if(text)
+            try:
+                value = parse_what_if(text)
+            except NotFinite as error:
+                raise UserError(f"--what-if {name}={excerpt(text)}: {error}") from None
             expected = _kind(current) if not isinstance(current, Missing) else _schema_kind(name)
             if expected is not None and _kind(value) != expected:
                 example = {"number": "7B, 22.7M, 8GiB or 0.9", "boolean": "true or false"}.get(
@@ -258,6 +261,8 @@ def parse_what_if(text: str) -> Value:
         return stripped.lower() == "true"
     try:
         return parse_quantity(stripped)
+    except NotFinite:
+        raise
     except ValueError:
         pass
     if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "\"'":

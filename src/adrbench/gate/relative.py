@@ -218,6 +218,46 @@ def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _side_environment(side: Side) -> dict[str, str]:
+    """The environment one side's ``adrbench run`` gets.
+
+    * ``PYTHONPATH``: the side's ``src/`` first, so its code measures.
+    * ``ADRBENCH_STSB_DIR`` made absolute: the run starts in the side's tree (a REF worktree in
+      a temporary folder), where a path relative to this folder names nothing.
+    * ``GIT_DIR`` / ``GIT_WORK_TREE``: the side's tree, so the run records the commit whose code
+      measured (REF's, not this tree's, which the suite file lies in). Git honours them whatever
+      code REF has, so older REFs record theirs too.
+    """
+    src = str((side.root / "src").resolve())
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": src if not path else f"{src}{os.pathsep}{path}"}
+    data = env.get("ADRBENCH_STSB_DIR")
+    if data:
+        env["ADRBENCH_STSB_DIR"] = str(Path(data).resolve())
+    return env
+
+
+def _suite_in(side: Side, suite: Path) -> Path:
+    """The suite file as ``side`` runs it: a copy at the same place in the side's own tree.
+
+    ``adrbench run`` records the commit of the tree its suite file lies in; run from the
+    working tree's file, REF's runs recorded this tree's commit beside REF's measuring code.
+    With the file copied into REF's worktree (the same text, so both sides run one workload),
+    they record REF's commit, and a dirty flag when the suite differs from REF's own.
+    """
+    root = side.root.resolve()
+    if suite.is_relative_to(root):
+        return suite
+    top = _git(suite.parent, "rev-parse", "--show-toplevel")
+    home = Path(top.stdout.strip()).resolve() if top.returncode == 0 else None
+    if home is None or not suite.is_relative_to(home):
+        return suite  # a suite outside any repository: nothing to place it beside
+    copy = root / suite.relative_to(home)
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(suite, copy)
+    return copy
+
+
 def subprocess_runner(
     suite: Path,
     profile: str,
@@ -229,8 +269,9 @@ def subprocess_runner(
 ) -> SideRunner:
     """A :class:`SideRunner` that runs ``adrbench run`` with the side's code on ``PYTHONPATH``.
 
-    Every side runs the same ``suite`` file (the working tree's), so a REF that cannot load it
-    (a field its code does not know) is refused with its own error message.
+    Every side runs the working tree's ``suite`` (REF's side a copy of it in REF's worktree, see
+    :func:`_suite_in`), so a REF that cannot load it (a field its code does not know) is refused
+    with its own error message.
     """
     suite = suite.resolve()
 
@@ -241,7 +282,7 @@ def subprocess_runner(
             "-c",
             "import sys; from adrbench.cli import main; sys.exit(main())",
             "run",
-            str(suite),
+            str(_suite_in(side, suite)),
             "--profile",
             profile,
             "--results-dir",
@@ -253,9 +294,7 @@ def subprocess_runner(
             command += ["--only", name]
         for item in (*sets, *side.sets):
             command += ["--set", item]
-        src = str((side.root / "src").resolve())
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": src if not path else f"{src}{os.pathsep}{path}"}
+        env = _side_environment(side)
         done = subprocess.run(
             command, cwd=side.root, env=env, capture_output=True, text=True, check=False
         )
@@ -266,8 +305,10 @@ def subprocess_runner(
                 f"{side.label} side (tree {side.root}) could not run {suite} --profile {profile} "
                 f"(exit {done.returncode}):\n{_tail(done.stderr or done.stdout)}\n"
                 + (
-                    "REF's code cannot run this suite as written; gate against a newer REF "
-                    "(--against) or record a new baseline"
+                    "REF's side stopped (its output above says why): if the cause is this "
+                    "machine (data, memory), fix that and rerun; if REF's code cannot run this "
+                    "suite as written, gate against a newer REF (--against) or record a new "
+                    "baseline"
                     if side.label == "ref"
                     else "fix the working tree's suite or code and rerun"
                 )

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar, Union
 
 from adrbench.engine.scenario import Scenario
-from adrbench.errors import ResultsError, UserError
+from adrbench.errors import ResultsError, UserError, excerpt
+from adrbench.results.names import name_problem
 from adrbench.paths import is_absolute_path, portable_name
 
 __all__ = [
@@ -410,6 +411,16 @@ class RunRecord:
     dataset: DatasetInfo | None
     scenarios: tuple[ScenarioResult, ...]
     provenance: Provenance | None = None  # None: recorded before schema 2
+
+    def __post_init__(self) -> None:
+        # The run id names the run's file: a hostile one ("../evil", "/etc/x") must never reach
+        # a path (see adrbench.results.names).
+        problem = name_problem(self.run_id)
+        if problem is not None:
+            raise ValueError(
+                f"run_id {excerpt(self.run_id)} cannot name a results file: {problem}; `adrbench "
+                "run` never writes such an id, so ask whoever sent the file for the original"
+            )
 
     def scenario(self, name: str) -> ScenarioResult:
         for result in self.scenarios:

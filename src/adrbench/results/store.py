@@ -11,30 +11,40 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adrbench.errors import ResultsError
+from adrbench.errors import ResultsError, excerpt
+from adrbench.results.names import confined, name_problem
 from adrbench.results.record import RunRecord, Status, run_from_json, run_to_json
 
 __all__ = [
     "DEFAULT_RESULTS_DIR",
+    "MAX_IMPORT_BYTES",
     "PROFILE_PRECEDENCE",
+    "Rewrite",
     "evidence_run",
     "import_runs",
     "iter_runs",
     "latest_per_environment",
     "latest_run",
     "load_run",
+    "plan_upgrade",
     "resolve_run",
     "run_path",
     "runs_dir",
     "to_pytest_benchmark",
     "upgrade_file",
+    "upgrade_files",
     "write_run",
 ]
 
 DEFAULT_RESULTS_DIR = Path("results")
+
+# The largest file `adrbench import` takes unless told otherwise (--max-size): 16 MiB, about 15x
+# the largest run adrbench has written (a 12-scenario, 3-seed speed_levers run: 1.1 MB).
+MAX_IMPORT_BYTES = 16 * 2**20
 
 # Which profile's run is evidence when an environment has several: full epochs with full
 # evaluation sets beat the quick CI profile; any other profile ranks after these.
@@ -53,10 +63,65 @@ def runs_dir(results_dir: Path) -> Path:
 
 
 def run_path(results_dir: Path, run_id: str) -> Path:
+    """``results_dir/runs/<run_id>.json``, once ``run_id`` is checked to name a file there.
+
+    Raises:
+        ResultsError: an id that breaks the naming rule (:mod:`adrbench.results.names`).
+    """
+    problem = name_problem(run_id)
+    if problem is not None:
+        raise ResultsError(
+            f"run id {excerpt(run_id)} cannot name a results file: {problem}; name a run by "
+            "the id `adrbench run` printed, or by its file"
+        )
     return runs_dir(results_dir) / f"{run_id}.json"
 
 
+def _run_files(run: RunRecord, results_dir: Path) -> list[tuple[Path, str]]:
+    """The run's file and its pytest-benchmark twin, with their text, each checked to lie in
+    ``results_dir/runs/`` (nothing is created yet)."""
+    path = run_path(results_dir, run.run_id)
+    twin = path.with_name(f"{run.run_id}.benchmark.json")
+    files = [
+        (path, run_to_json(run)),
+        (twin, json.dumps(to_pytest_benchmark(run), indent=2, sort_keys=True) + "\n"),
+    ]
+    for file, _text in files:
+        try:
+            confined(file, runs_dir(results_dir))
+        except ValueError as error:
+            raise ResultsError(f"{error}; a run is only ever written into its runs/ folder") from None
+    return files
+
+
+def _write_all(files: Sequence[tuple[Path, str]]) -> None:
+    """Write every file new, or none: a failure part-way removes what this call wrote.
+
+    Raises:
+        ResultsError: a file already exists, or the filesystem refused one (named).
+    """
+    written: list[Path] = []
+    try:
+        for path, text in files:
+            _write_new(path, text)
+            written.append(path)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
 def _write_new(path: Path, text: str) -> None:
+    try:
+        _write_new_unchecked(path, text)
+    except OSError as error:
+        raise ResultsError(
+            f"{path}: cannot be written ({error.strerror or error}); check the folder's "
+            "permissions and free space"
+        ) from None
+
+
+def _write_new_unchecked(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
@@ -79,12 +144,10 @@ def _write_new(path: Path, text: str) -> None:
 
 
 def write_run(run: RunRecord, results_dir: Path = DEFAULT_RESULTS_DIR) -> Path:
-    """Write the run and its pytest-benchmark twin; returns the run's path."""
-    path = run_path(results_dir, run.run_id)
-    _write_new(path, run_to_json(run))
-    twin = path.with_name(f"{run.run_id}.benchmark.json")
-    _write_new(twin, json.dumps(to_pytest_benchmark(run), indent=2, sort_keys=True) + "\n")
-    return path
+    """Write the run and its pytest-benchmark twin (both or neither); returns the run's path."""
+    files = _run_files(run, results_dir)
+    _write_all(files)
+    return files[0][0]
 
 
 def _replace(path: Path, text: str) -> None:
@@ -102,25 +165,71 @@ def _replace(path: Path, text: str) -> None:
         raise
 
 
-def upgrade_file(path: Path) -> bool:
-    """Rewrite a run file (and its pytest-benchmark twin, if beside it) in the current schema.
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """One file :func:`upgrade_files` replaces: its path, its text now and its text after."""
 
-    The file goes through the ``update_to_N`` migrations and is written back; no measurement is
-    touched (migrations only add derived fields and rename or drop provenance). Returns whether
-    the bytes changed.
+    path: Path
+    before: str
+    after: str
+
+
+def plan_upgrade(path: Path) -> list[Rewrite]:
+    """What rewriting a run file (and its pytest-benchmark twin, if beside it) in the current
+    schema would change; nothing is written.
+
+    The file goes through the ``update_to_N`` migrations; no measurement is touched (migrations
+    only add derived fields and rename or drop provenance).
+
+    Raises:
+        ResultsError: the file (or its twin) cannot be read or migrated.
     """
     run = load_run(path)
-    text = run_to_json(run)
-    changed = path.read_text(encoding="utf-8") != text
-    if changed:
-        _replace(path, text)
+    rewrites = []
+    before = path.read_text(encoding="utf-8")
+    if before != (text := run_to_json(run)):
+        rewrites.append(Rewrite(path, before, text))
     twin = path.with_name(f"{path.name.removesuffix('.json')}.benchmark.json")
     if twin.is_file():
         twin_text = json.dumps(to_pytest_benchmark(run), indent=2, sort_keys=True) + "\n"
-        if twin.read_text(encoding="utf-8") != twin_text:
-            _replace(twin, twin_text)
-            changed = True
-    return changed
+        try:
+            twin_before = twin.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            twin_before = ""  # regenerated from the run, whatever it held
+        if twin_before != twin_text:
+            rewrites.append(Rewrite(twin, twin_before, twin_text))
+    return rewrites
+
+
+def upgrade_files(rewrites: Sequence[Rewrite]) -> None:
+    """Apply planned rewrites all or none: when one fails, those done are put back.
+
+    Raises:
+        ResultsError: the filesystem refused a file (named); every file is as it was.
+    """
+    done: list[Rewrite] = []
+    try:
+        for rewrite in rewrites:
+            _replace(rewrite.path, rewrite.after)
+            done.append(rewrite)
+    except OSError as error:
+        for rewrite in reversed(done):
+            _replace(rewrite.path, rewrite.before)
+        raise ResultsError(
+            f"{error.filename or rewrite.path}: cannot be rewritten ({error.strerror or error}); "
+            "nothing was changed — check the folder's permissions and free space"
+        ) from None
+
+
+def upgrade_file(path: Path) -> bool:
+    """Rewrite one run file (and its twin) in the current schema; returns whether bytes changed.
+
+    Raises:
+        ResultsError: the file cannot be read or migrated (then nothing is written).
+    """
+    rewrites = plan_upgrade(path)
+    upgrade_files(rewrites)
+    return bool(rewrites)
 
 
 def _same_run(a: RunRecord, b: RunRecord) -> bool:
@@ -132,13 +241,35 @@ def _same_run(a: RunRecord, b: RunRecord) -> bool:
     )
 
 
-def import_runs(paths: Sequence[Path], results_dir: Path = DEFAULT_RESULTS_DIR) -> list[Path]:
+def _check_size(path: Path, max_bytes: int) -> None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such results file; check the path") from None
+    if path.is_dir():
+        raise ResultsError(f"{path}: is a folder; name the run files in it (e.g. {path}/*.json)")
+    if size > max_bytes:
+        raise ResultsError(
+            f"{path}: {size} bytes, more than the import limit of {max_bytes} bytes (the largest "
+            "run adrbench has written is ~1 MB); if the file is genuine, raise the limit with "
+            "--max-size, e.g. --max-size 256MiB"
+        )
+
+
+def import_runs(
+    paths: Sequence[Path],
+    results_dir: Path = DEFAULT_RESULTS_DIR,
+    *,
+    max_bytes: int = MAX_IMPORT_BYTES,
+) -> list[Path]:
     """Validate runs made elsewhere and file them under ``results_dir/runs/``; returns the paths.
 
-    Each file is parsed (older schemas migrated, newer refused), must name its environment and
-    must not be in ``results_dir`` already (same run id, or the same start, environment, suite and
-    profile under another id). Every file is checked before any is written, so a bad one imports
-    nothing. Measurements are written as they are; the pytest-benchmark twin is regenerated.
+    Each file must be at most ``max_bytes`` long, is parsed (older schemas migrated, newer
+    refused; a run id that could not name a file in ``runs/`` refused), must name its
+    environment and must not be in ``results_dir`` already (same run id, or the same start,
+    environment, suite and profile under another id). Every file is checked before any is
+    written, and the writes are all or nothing, so a bad one imports nothing. Measurements are
+    written as they are; the pytest-benchmark twin is regenerated.
 
     Raises:
         ResultsError: one sentence naming the file, the problem and the fix.
@@ -151,6 +282,7 @@ def import_runs(paths: Sequence[Path], results_dir: Path = DEFAULT_RESULTS_DIR) 
                 f"{path}: a pytest-benchmark twin, not a run; import the run file beside it "
                 "(its twin is regenerated from the run)"
             )
+        _check_size(path, max_bytes)
         run = load_run(path)
         if not run.environment.fingerprint.strip():
             raise ResultsError(
@@ -165,7 +297,9 @@ def import_runs(paths: Sequence[Path], results_dir: Path = DEFAULT_RESULTS_DIR) 
                     f"{other.run_id}); nothing to import"
                 )
         accepted.append(run)
-    return [write_run(run, results_dir) for run in accepted]
+    files = [file for run in accepted for file in _run_files(run, results_dir)]
+    _write_all(files)
+    return [run_path(results_dir, run.run_id) for run in accepted]
 
 
 def load_run(path: Path) -> RunRecord:
