@@ -104,8 +104,8 @@ def test_an_unsafe_fingerprint_cannot_name_a_file(tmp_path: Path) -> None:
     with pytest.raises(BaselineError) as info:
         baseline_path(tmp_path, "../etc", "finetune_sts", "quick")
     assert str(info.value) == (
-        "environment fingerprint '../etc' cannot name a baseline file; use letters, digits and "
-        ". _ + -"
+        "environment fingerprint '../etc' cannot name a baseline file: it holds '/'; a name is "
+        "letters, digits and . _ + -, starting with a letter or digit, at most 128 characters"
     )
 
 

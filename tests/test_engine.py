@@ -315,8 +315,13 @@ def test_ctrl_c_keeps_finished_scenarios_and_marks_the_rest_canceled(
     results = runner.run_scenarios([Scenario(name=n) for n in names])
     assert [r.name for r in results] == list(names)
     assert calls == ["first", "second"]
-    kinds = [r.failure.kind if r.failure else None for r in results]
-    assert kinds == [FailureKind.CRASH, FailureKind.CANCELED, FailureKind.CANCELED]
+    # the finished one keeps its outcome; the interrupted and the never-started are canceled,
+    # not failed (an interrupted run says nothing about them)
+    assert [r.status for r in results] == [Status.FAILED, Status.CANCELED, Status.CANCELED]
+    assert results[0].failure is not None and results[0].failure.kind is FailureKind.CRASH
+    for canceled in results[1:]:
+        assert canceled.skip is not None and canceled.failure is None
+        assert canceled.skip.message == "interrupted (Ctrl-C) before this scenario finished"
 
 
 @pytest.mark.parametrize(

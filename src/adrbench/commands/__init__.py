@@ -10,6 +10,7 @@ from pathlib import Path
 
 __all__ = [
     "add_adr_options",
+    "add_include_interrupted",
     "add_no_probes",
     "add_results_dir",
     "ensure_adr_dir",
@@ -38,6 +39,15 @@ def add_results_dir(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="results directory holding runs/ and baselines/ (default: results/ in the project "
         "root)",
+    )
+
+
+def add_include_interrupted(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--include-interrupted",
+        action="store_true",
+        help="let a run that a signal stopped part-way be evidence (its canceled scenarios stay "
+        "unknown); by default such a run is passed over, and refused when named",
     )
 
 

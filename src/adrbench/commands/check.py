@@ -36,6 +36,7 @@ from tabulate import tabulate
 
 from adrbench.commands import (
     add_adr_options,
+    add_include_interrupted,
     add_no_probes,
     add_results_dir,
     ensure_adr_dir,
@@ -123,6 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "threshold)",
     )
     add_no_probes(parser)
+    add_include_interrupted(parser)
     parser.epilog = (
         "exit status: 0 nothing to revisit; 1 a trigger fired, a claim failed or a premise went "
         "stale (or stale evidence with --fail-on-stale); 2 bad input; 3 no evidence anywhere "
@@ -508,10 +510,11 @@ def _no_evidence(
             "`adrbench run bench/finetune_sts.toml` here, or `adrbench import FILE` a run made "
             "elsewhere."
         )
+    interrupted = args.include_interrupted
     runs = (
-        latest_per_environment(args.results_dir)
+        latest_per_environment(args.results_dir, include_interrupted=interrupted)
         if every_suite
-        else evidence_runs(args.results_dir, suites)
+        else evidence_runs(args.results_dir, suites, include_interrupted=interrupted)
     )
     others = sorted({r.environment.fingerprint for r in runs})
     label = f"this machine ({this})" if args.env == "this" else f"environment {wanted!r}"
@@ -540,6 +543,7 @@ def run(args: argparse.Namespace) -> int:
         what_if=_parse_what_if(args.what_if),
         probes=args.probes,
         only=only,
+        include_interrupted=args.include_interrupted,
     )
     print(_FORMATTERS[args.format](judgement), end="")
     if judgement.needs_attention:
@@ -561,6 +565,7 @@ def _run_environments(args: argparse.Namespace, only: Sequence[Path] | None) -> 
         probes=args.probes,
         only=only,
         environment=wanted,
+        include_interrupted=args.include_interrupted,
     )
     if not environments:
         print(_no_evidence(args, this, wanted, only))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from adrbench.commands import add_include_interrupted
 from adrbench.engine.suite import load_suite
 from adrbench.errors import ResultsError
 from adrbench.gate.baseline import find_baseline, list_baselines, load_baseline
@@ -98,6 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compare even when the baseline comes from another environment, suite or profile",
     )
+    add_include_interrupted(parser)
     relative = parser.add_argument_group(
         "relative mode", "measure REF and the working tree here, interleaved (what CI uses)"
     )
@@ -264,18 +266,18 @@ def render_json(report: GateReport) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def _current_run(spec: str | None, results_dir: Path) -> RunRecord:
+def _current_run(spec: str | None, results_dir: Path, *, include_interrupted: bool) -> RunRecord:
     # CI runs the suite into a scratch results directory and gates its newest run.
     if spec is not None and Path(spec).is_dir():
         directory = Path(spec)
-        found = latest_run(directory)
+        found = latest_run(directory, include_interrupted=include_interrupted)
         if found is None:
             raise ResultsError(
-                f"{runs_dir(directory)}: no runs yet; run `adrbench run SUITE --results-dir "
-                f"{directory}` first"
+                f"{runs_dir(directory)}: no finished runs yet; run `adrbench run SUITE "
+                f"--results-dir {directory}` first"
             )
         return found
-    return resolve_run(spec, results_dir)
+    return resolve_run(spec, results_dir, include_interrupted=include_interrupted)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -372,7 +374,7 @@ def _relative(args: argparse.Namespace, config: GateConfig, results_dir: Path) -
 
 
 def _committed(args: argparse.Namespace, config: GateConfig, results_dir: Path) -> GateReport:
-    current = _current_run(args.current, results_dir)
+    current = _current_run(args.current, results_dir, include_interrupted=args.include_interrupted)
     if args.baseline is None:
         found = load_baseline(
             results_dir, current.environment.fingerprint, current.suite, current.profile
@@ -383,5 +385,8 @@ def _committed(args: argparse.Namespace, config: GateConfig, results_dir: Path) 
         if named is not None:
             baseline, source = named.run, str(named.path)
         else:
-            baseline, source = resolve_run(args.baseline, results_dir), args.baseline
+            baseline = resolve_run(
+                args.baseline, results_dir, include_interrupted=args.include_interrupted
+            )
+            source = args.baseline
     return evaluate(baseline, current, config, baseline_source=source, force=args.force)

@@ -17,6 +17,7 @@ import argparse
 
 from adrbench.commands import (
     add_adr_options,
+    add_include_interrupted,
     add_no_probes,
     add_results_dir,
     ensure_adr_dir,
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_adr_options(parser, positional=False)
     add_results_dir(parser)
     add_no_probes(parser)
+    add_include_interrupted(parser)
     parser.add_argument(
         "--check",
         action="store_true",
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         check=args.check,
         probes=args.probes,
         allow_unconfirmed=args.allow_unconfirmed,
+        include_interrupted=args.include_interrupted,
     )
     if args.check:
         if not changed:

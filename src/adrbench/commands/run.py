@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import secrets
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -22,8 +23,8 @@ from adrbench.machine import capture_and_remember
 from adrbench.paths import portable_name
 from adrbench.results.record import (
     SCHEMA_VERSION,
-    FailureKind,
     GitInfo,
+    Interruption,
     MetricSummary,
     Provenance,
     RunRecord,
@@ -191,6 +192,10 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
     _warn_if_code_changed(git, code_sha256, suite_dir)
     signals.defer = True  # what finished is written even if another signal comes now
     results = tuple(_portable(result, root) for result in results)
+    canceled = any(rep.status is Status.CANCELED for r in results for rep in r.samples())
+    interrupted = None
+    if signals.first is not None or canceled:
+        interrupted = Interruption(signal.Signals(signals.first or signal.SIGINT).name)
     record = RunRecord(
         schema_version=SCHEMA_VERSION,
         run_id=run_id,
@@ -209,15 +214,18 @@ def _run(args: argparse.Namespace, signals: Signals) -> int:
             scenario_fingerprints={r.name: r.fingerprint for r in results},
             measuring_code_sha256=code_sha256,
         ),
+        interrupted=interrupted,
     )
     path = write_run(record, args.results_dir)
     print(_summary(results))
     print(f"results: {path}")
-    if signals.first is not None:
+    if interrupted is not None:
+        print(
+            f"interrupted ({interrupted.signal}): the run is kept as interrupted; check, report "
+            "and gate pass it over unless given --include-interrupted",
+            file=sys.stderr,
+        )
         # What a shell reports for that signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); the partial
         # run is written above.
-        return exit_status(signals.first)
-    reps = [rep for r in results for rep in r.samples()]
-    if any(r.failure is not None and r.failure.kind is FailureKind.CANCELED for r in reps):
-        return 130
+        return exit_status(signals.first or signal.SIGINT)
     return 1 if any(r.status is Status.FAILED for r in results) else 0

@@ -35,7 +35,9 @@ def evidence_suites(evidence: Sequence[str]) -> tuple[str, ...]:
     return tuple(suites)
 
 
-def evidence_runs(results_dir: Path, suites: Iterable[str]) -> tuple[RunRecord, ...]:
+def evidence_runs(
+    results_dir: Path, suites: Iterable[str], *, include_interrupted: bool = False
+) -> tuple[RunRecord, ...]:
     """The evidence run of each of ``suites`` on each environment that has one.
 
     Sorted by suite, then by environment fingerprint (the reports' column order). Every run file
@@ -44,13 +46,16 @@ def evidence_runs(results_dir: Path, suites: Iterable[str]) -> tuple[RunRecord, 
     Args:
         results_dir: The results directory (holding ``runs/``).
         suites: The suites wanted.
+        include_interrupted: Count runs a signal stopped part-way too (never by default).
     """
     from adrbench.results.store import latest_per_environment
 
     return tuple(
         run
         for suite in sorted(set(suites))
-        for run in latest_per_environment(results_dir, suite=suite)
+        for run in latest_per_environment(
+            results_dir, suite=suite, include_interrupted=include_interrupted
+        )
     )
 
 

@@ -299,6 +299,15 @@ def _live_env_values() -> dict[str, Value | Missing]:
 
 def _scenario_values(result: ScenarioResult) -> dict[str, Value | Missing]:
     prefix = f"results.{result.name}"
+    if result.status is Status.CANCELED:
+        # An interrupted run says nothing about this scenario: every fact on it is unknown
+        # (a claim on its status or reason included), never a failure.
+        why = f"{prefix} was canceled ({result.skip.message if result.skip else 'interrupted'})"
+        return {
+            f"{prefix}.status": Missing(why),
+            f"{prefix}.reason": Missing(why),
+            **{f"{prefix}.{metric}": Missing(why) for metric in METRICS},
+        }
     values: dict[str, Value | Missing] = {f"{prefix}.status": result.status.value}
     if result.status is Status.OK and result.metrics is not None:
         values[f"{prefix}.reason"] = ""

@@ -249,6 +249,7 @@ def select_run(
     run: str | None = None,
     suite: str | None = None,
     environment: str | None = None,
+    include_interrupted: bool = False,
 ) -> RunRecord | None:
     """The run to judge against.
 
@@ -262,16 +263,19 @@ def select_run(
         run: What ``--results`` named, if anything.
         suite: The evidence suite, when the ADRs agree on one.
         environment: This machine's environment fingerprint (default: captured now).
+        include_interrupted: Let a run a signal stopped part-way be evidence (never by default).
     """
     from adrbench.results import store
 
     if run is not None:
-        return store.resolve_run(run, results_dir)
+        return store.resolve_run(run, results_dir, include_interrupted=include_interrupted)
     if environment is None:
         from adrbench.machine import this_environment
 
         environment = this_environment().fingerprint
-    return store.evidence_run(results_dir, suite=suite, environment=environment)
+    return store.evidence_run(
+        results_dir, suite=suite, environment=environment, include_interrupted=include_interrupted
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +321,7 @@ def judge(
     probes: bool = True,
     only: Sequence[Path] | None = None,
     environment: str | None = None,
+    include_interrupted: bool = False,
 ) -> Judgement:
     """Lint every ADR, pick one run, build the facts once and judge each ADR it is evidence for.
 
@@ -332,13 +337,20 @@ def judge(
         probes: Run the premise probes.
         only: Judge just these ADR files (all are still linted, for cross-references).
         environment: This machine's fingerprint, to pick its latest run (default: measured).
+        include_interrupted: Let an interrupted run be evidence (see :func:`select_run`).
 
     Raises:
         AdrError: lint problems, or expressions that cannot be judged, all of them.
         UserError: a bad ``run`` or ``what_if``.
     """
     adrs = _linted(adr_dir, only)
-    chosen = select_run(results_dir, run=run, suite=_evidence_suite(adrs), environment=environment)
+    chosen = select_run(
+        results_dir,
+        run=run,
+        suite=_evidence_suite(adrs),
+        environment=environment,
+        include_interrupted=include_interrupted,
+    )
     facts = build_facts(chosen, what_if=what_if or {}, probes=probes)
     if chosen is None:
         return Judgement(chosen, facts, _judge_adrs(adrs, facts))
@@ -422,6 +434,7 @@ def judge_environments(
     probes: bool = True,
     only: Sequence[Path] | None = None,
     environment: str | None = None,
+    include_interrupted: bool = False,
 ) -> list[EnvironmentVerdicts]:
     """Every environment with evidence for the ADRs, each ADR judged on its own suites' runs.
 
@@ -440,6 +453,7 @@ def judge_environments(
         probes: Run the premise probes.
         only: Judge just these ADR files.
         environment: Only the environment whose fingerprint starts with this.
+        include_interrupted: Let runs a signal stopped part-way be evidence (never by default).
 
     Raises:
         AdrError: lint problems, or expressions that cannot be judged, all of them.
@@ -448,10 +462,14 @@ def judge_environments(
     from adrbench.results.store import latest_per_environment
 
     adrs = _linted(adr_dir, only)
-    runs = list(evidence_runs(results_dir, {s for a in adrs for s in evidence_suites(a.evidence)}))
+    suites = {s for a in adrs for s in evidence_suites(a.evidence)}
+    runs = list(evidence_runs(results_dir, suites, include_interrupted=include_interrupted))
     any_suite: dict[str, RunRecord] = {}
     if any(not evidence_suites(a.evidence) for a in adrs):
-        any_suite = {r.environment.fingerprint: r for r in latest_per_environment(results_dir)}
+        any_suite = {
+            r.environment.fingerprint: r
+            for r in latest_per_environment(results_dir, include_interrupted=include_interrupted)
+        }
     fingerprints = sorted({r.environment.fingerprint for r in runs} | set(any_suite))
     if environment is not None:
         fingerprints = [f for f in fingerprints if f.startswith(environment)]
@@ -569,6 +587,7 @@ def judge_all(
     probes: bool = True,
     only: Sequence[Path] | None = None,
     environment: str | None = None,
+    include_interrupted: bool = False,
 ) -> list[AdrVerdicts]:
     """The verdicts of :func:`judge` (same arguments), for callers that need only those."""
     return list(
@@ -580,5 +599,6 @@ def judge_all(
             probes=probes,
             only=only,
             environment=environment,
+            include_interrupted=include_interrupted,
         ).verdicts
     )

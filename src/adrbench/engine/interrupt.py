@@ -4,7 +4,8 @@
 stops (SIGTERM) and by a closed terminal (SIGHUP). :func:`interruptible` treats all three alike:
 the first raises :class:`Interrupted` (a ``KeyboardInterrupt``) in the main thread, so the runner
 kills the running worker's process group, records it and the scenarios not yet run as
-``failed/canceled``, removes its temporary directory and the command writes what finished. A
+``canceled``, removes its temporary directory and the command writes what finished, marked as
+an interrupted run (never evidence unless asked for). A
 second signal does not wait for that: it kills the registered worker groups and exits at once
 with ``128 + signal number``.
 

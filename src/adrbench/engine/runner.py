@@ -220,8 +220,8 @@ def run_scenarios(
 
     On Ctrl-C, SIGTERM or SIGHUP (when the caller runs this inside
     :func:`adrbench.engine.interrupt.interruptible`) the running child's process group is killed
-    and it and every repetition not yet run are recorded ``failed/canceled``, so the caller can
-    still write what was measured.
+    and it and every repetition not yet run are recorded ``canceled``, so the caller can still
+    write what was measured (as an interrupted run).
     """
     plan = [(s, [s.repetition(seed) for seed in s.repetition_seeds()]) for s in scenarios]
     total = sum(len(reps) for _, reps in plan)
@@ -258,11 +258,8 @@ def run_scenarios(
         why = "Ctrl-C" if how == "SIGINT" else how
         message = f"interrupted ({why}) before this scenario finished"
         current, current_reps = plan[len(results)]
-        done += [
-            _failure(rep, FailureKind.CANCELED, "Interrupted", message, "")
-            for rep in current_reps[len(done) :]
-        ]
+        done += [ScenarioResult.canceled(rep, message) for rep in current_reps[len(done) :]]
         results.append(combine_repetitions(current, done))
         for pending, _reps in plan[len(results) :]:
-            results.append(_failure(pending, FailureKind.CANCELED, "Interrupted", message, ""))
+            results.append(ScenarioResult.canceled(pending, message))
     return tuple(results)

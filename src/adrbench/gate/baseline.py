@@ -10,13 +10,13 @@ committed, so every change to a reference is visible in review.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from adrbench.errors import UserError
+from adrbench.errors import UserError, excerpt
+from adrbench.results.names import name_problem
 from adrbench.results.record import RunRecord, ScenarioResult, Status, run_to_json
 from adrbench.results.store import load_run
 from adrbench.stats import median
@@ -33,8 +33,6 @@ __all__ = [
     "median_run",
     "save_baseline",
 ]
-
-_SAFE = re.compile(r"^[A-Za-z0-9._+-]+$")
 
 
 class BaselineError(UserError):
@@ -61,10 +59,9 @@ class Baseline:
 
 def _safe(part: str, what: str) -> str:
     # These become path components; refuse anything that could escape results/baselines/.
-    if not _SAFE.match(part) or part in (".", ".."):
-        raise BaselineError(
-            f"{what} {part!r} cannot name a baseline file; use letters, digits and . _ + -"
-        )
+    problem = name_problem(part)
+    if problem is not None:
+        raise BaselineError(f"{what} {excerpt(part)} cannot name a baseline file: {problem}")
     return part
 
 
@@ -122,8 +119,14 @@ def save_baseline(run: RunRecord, results_dir: Path) -> Path:
         results_dir: The results directory.
 
     Raises:
-        BaselineError: the run has failed scenarios or measured nothing.
+        BaselineError: the run was interrupted, has failed scenarios or measured nothing.
     """
+    if run.interrupted is not None:
+        raise BaselineError(
+            f"run {run.run_id}: interrupted ({run.interrupted.signal or 'by a signal'}) before "
+            "every scenario finished; a baseline must be a whole run — rerun `adrbench run`, "
+            "then update the baseline"
+        )
     failed = [r.name for r in run.scenarios if r.status is Status.FAILED]
     if failed:
         names = ", ".join(repr(n) for n in failed)

@@ -941,6 +941,16 @@ def _rows_for(
         return [_scenario_row(name, Verdict.NEW, None)]
     base = [b for b in baselines if b is not None]
     cur = [c for c in currents if c is not None]
+    canceled = next((c for c in cur if c.status is Status.CANCELED), None)
+    if canceled is not None:
+        return [
+            _scenario_row(
+                name,
+                Verdict.MISSING,
+                f"{name}: canceled in current run {current_run} ({_describe_outcome(canceled)}); "
+                "an interrupted run measured nothing here to gate — rerun the suite",
+            )
+        ]
     failed = _first_failed(cur)
     if failed is not None:
         return [

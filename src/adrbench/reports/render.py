@@ -865,7 +865,9 @@ def uses_estimates(adr: AdrVerdicts) -> bool:
     return any("estimate." in v.expression for v in adr.verdicts)
 
 
-def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -> list[JudgedAdr]:
+def judge_for_report(
+    adr_dir: Path, results_dir: Path, *, probes: bool = True, include_interrupted: bool = False
+) -> list[JudgedAdr]:
     """Judge every ADR on the latest run of each environment of its evidence suites.
 
     Not ``verdicts.judge_all``: that picks the run of the machine it runs on, so a report made on
@@ -879,6 +881,7 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
         adr_dir: The ADR directory.
         results_dir: The results directory.
         probes: Run the premise probes; False leaves ``probes.*`` facts unknown.
+        include_interrupted: Let runs a signal stopped part-way be evidence.
 
     Raises:
         AdrError: lint problems or expressions that cannot be judged, all of them.
@@ -890,7 +893,8 @@ def judge_for_report(adr_dir: Path, results_dir: Path, *, probes: bool = True) -
     from adrbench.decisions.verdicts import judge_adr
 
     adrs = load_adrs(adr_dir)
-    runs = evidence_runs(results_dir, {s for adr in adrs for s in evidence_suites(adr.evidence)})
+    suites = {s for adr in adrs for s in evidence_suites(adr.evidence)}
+    runs = evidence_runs(results_dir, suites, include_interrupted=include_interrupted)
     # Probes run once, in the same call as the first run's facts (without a run: the live env).
     first = build_facts(runs[0] if runs else None, probes=probes)
     probe_values = {k: v for k, v in first.values.items() if k.startswith("probes.")}
@@ -969,6 +973,7 @@ def report_all(
     check: bool = False,
     probes: bool = True,
     allow_unconfirmed: bool = False,
+    include_interrupted: bool = False,
 ) -> list[Path]:
     """Regenerate every appendix, chart, evidence block and the index; return what changed.
 
@@ -979,6 +984,7 @@ def report_all(
         probes: Run the premise probes (see :func:`judge_for_report`).
         allow_unconfirmed: Write even when an ADR would get more unknown verdicts than its
             committed evidence block shows (see :func:`newly_unconfirmed`).
+        include_interrupted: Let runs a signal stopped part-way be evidence (never by default).
 
     Returns:
         The paths whose bytes differ from what regenerating gives (written unless ``check``),
@@ -991,7 +997,9 @@ def report_all(
     """
     if not adr_dir.is_dir():
         raise UserError(f"{adr_dir}: no such ADR directory; pass --adr-dir or create it")
-    judged = judge_for_report(adr_dir, results_dir, probes=probes)
+    judged = judge_for_report(
+        adr_dir, results_dir, probes=probes, include_interrupted=include_interrupted
+    )
     if not check and not allow_unconfirmed:
         worse = newly_unconfirmed(judged, adr_dir)
         if worse:

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import enum
 import json
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -21,10 +22,11 @@ from typing import Any, TypeVar, Union
 
 from adrbench.engine.scenario import Scenario
 from adrbench.errors import ResultsError, UserError, excerpt
-from adrbench.results.names import name_problem
 from adrbench.paths import is_absolute_path, portable_name
+from adrbench.results.names import name_problem
 
 __all__ = [
+    "CANCELED_REASON",
     "MEMORY_SOURCE_LABELS",
     "PEAK_MEMORY_SOURCES",
     "SCHEMA_VERSION",
@@ -34,6 +36,7 @@ __all__ = [
     "Failure",
     "FailureKind",
     "GitInfo",
+    "Interruption",
     "Memory",
     "MetricSummary",
     "Metrics",
@@ -53,13 +56,16 @@ __all__ = [
     "to_data",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class Status(enum.StrEnum):
     OK = "ok"
     SKIPPED = "skipped"
     FAILED = "failed"
+    # The run was interrupted (Ctrl-C, SIGTERM, SIGHUP) before this scenario finished: nothing is
+    # known about it, so claims on it are unknown, never failed (schema 5; failed/canceled before).
+    CANCELED = "canceled"
 
 
 class FailureKind(enum.StrEnum):
@@ -67,7 +73,10 @@ class FailureKind(enum.StrEnum):
     OUT_OF_MEMORY = "out_of_memory"
     TIMEOUT = "timeout"
     CRASH = "crash"  # the process died without reporting (signal, segfault, os._exit)
-    CANCELED = "canceled"  # the run was interrupted (Ctrl-C) before or while this scenario ran
+
+
+# The skip reason a canceled scenario carries.
+CANCELED_REASON = "canceled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +300,17 @@ class ScenarioResult:
         return self.repetitions or (self,)
 
     @classmethod
+    def canceled(cls, scenario: Scenario, message: str) -> ScenarioResult:
+        """``scenario`` as a run that was interrupted before it finished leaves it."""
+        return cls(
+            name=scenario.name,
+            fingerprint=scenario.fingerprint(),
+            scenario=scenario,
+            status=Status.CANCELED,
+            skip=Skip(CANCELED_REASON, message),
+        )
+
+    @classmethod
     def of(
         cls,
         scenario: Scenario,
@@ -312,7 +332,12 @@ class ScenarioResult:
         )
 
     def __post_init__(self) -> None:
-        expected = {Status.OK: "metrics", Status.SKIPPED: "skip", Status.FAILED: "failure"}
+        expected = {
+            Status.OK: "metrics",
+            Status.SKIPPED: "skip",
+            Status.FAILED: "failure",
+            Status.CANCELED: "skip",  # why it did not finish
+        }
         present = [f for f in ("metrics", "skip", "failure") if getattr(self, f) is not None]
         if present != [expected[self.status]]:
             raise ValueError(
@@ -398,7 +423,26 @@ class Provenance:
 
 
 @dataclass(frozen=True, slots=True)
+class Interruption:
+    """How a run was stopped before all its scenarios finished (schema 5).
+
+    Args:
+        signal: ``SIGINT`` (Ctrl-C), ``SIGTERM`` or ``SIGHUP``; None where it was not recorded
+            (a run migrated from schema 4, whose canceled scenarios showed it was stopped).
+    """
+
+    signal: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
+    """One ``adrbench run``: what ran, where, and every scenario's outcome.
+
+    ``interrupted`` is set when a signal stopped the run part-way: what finished is kept, the
+    rest is ``canceled``, and ``check``, ``report`` and ``gate`` pass such a run over unless
+    asked (``--include-interrupted``).
+    """
+
     schema_version: int
     run_id: str
     suite: str
@@ -411,6 +455,7 @@ class RunRecord:
     dataset: DatasetInfo | None
     scenarios: tuple[ScenarioResult, ...]
     provenance: Provenance | None = None  # None: recorded before schema 2
+    interrupted: Interruption | None = None  # None: every scenario ran to its end
 
     def __post_init__(self) -> None:
         # The run id names the run's file: a hostile one ("../evil", "/etc/x") must never reach
@@ -635,11 +680,52 @@ def update_to_4(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+_SIGNAL_IN_MESSAGE = re.compile(r"interrupted \((SIG[A-Z]+|Ctrl-C)\)")
+
+
+def _canceled_from_failure(value: Any, signals: list[str | None]) -> Any:
+    """A schema-4 ``failed`` / ``canceled`` result as a schema-5 ``canceled`` one (the signal
+    its message named, if any, appended to ``signals``); anything else as it is."""
+    if not isinstance(value, dict):
+        return value
+    value = dict(value)
+    if isinstance(value.get("repetitions"), list):
+        value["repetitions"] = [_canceled_from_failure(r, signals) for r in value["repetitions"]]
+    failure = value.get("failure")
+    canceled = isinstance(failure, dict) and failure.get("kind") == "canceled"
+    if value.get("status") == "failed" and canceled:
+        assert isinstance(failure, dict)
+        message = str(failure.get("message", ""))
+        found = _SIGNAL_IN_MESSAGE.search(message)
+        signals.append(None if found is None else "SIGINT" if found[1] == "Ctrl-C" else found[1])
+        value["status"] = "canceled"
+        value["failure"] = None
+        value["skip"] = {"reason": CANCELED_REASON, "message": message}
+    return value
+
+
+def update_to_5(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 5 tells an interrupted run from a failed one: a scenario that a signal stopped (or
+    never let start) was ``failed`` with failure kind ``canceled``; it is now ``canceled`` with
+    the same message, and the run records ``interrupted`` with the signal its messages name. No
+    measurement changes."""
+    data = dict(data)
+    data["schema_version"] = 5
+    signals: list[str | None] = []
+    scenarios = data.get("scenarios")
+    if isinstance(scenarios, list):
+        data["scenarios"] = [_canceled_from_failure(s, signals) for s in scenarios]
+    named = [s for s in signals if s is not None]
+    data["interrupted"] = {"signal": named[0] if named else None} if signals else None
+    return data
+
+
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     0: update_to_1,
     1: update_to_2,
     2: update_to_3,
     3: update_to_4,
+    4: update_to_5,
 }
 
 

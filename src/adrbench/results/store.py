@@ -31,6 +31,7 @@ __all__ = [
     "latest_run",
     "load_run",
     "plan_upgrade",
+    "refuse_interrupted",
     "resolve_run",
     "run_path",
     "runs_dir",
@@ -90,7 +91,9 @@ def _run_files(run: RunRecord, results_dir: Path) -> list[tuple[Path, str]]:
         try:
             confined(file, runs_dir(results_dir))
         except ValueError as error:
-            raise ResultsError(f"{error}; a run is only ever written into its runs/ folder") from None
+            raise ResultsError(
+                f"{error}; a run is only ever written into its runs/ folder"
+            ) from None
     return files
 
 
@@ -326,14 +329,42 @@ def iter_runs(results_dir: Path = DEFAULT_RESULTS_DIR) -> Iterator[Path]:
 
 
 def _newest_first(
-    results_dir: Path, *, suite: str | None, profile: str | None
+    results_dir: Path,
+    *,
+    suite: str | None,
+    profile: str | None,
+    include_interrupted: bool = False,
 ) -> Iterator[RunRecord]:
     """Runs of ``suite`` / ``profile`` (None: any), newest first; each file is parsed, so a corrupt
-    one is an error, never silently passed over."""
+    one is an error, never silently passed over. An interrupted run is passed over unless
+    ``include_interrupted``: a run stopped on purpose is not evidence."""
     for path in reversed(list(iter_runs(results_dir))):
         run = load_run(path)
+        if run.interrupted is not None and not include_interrupted:
+            continue
         if (suite is None or run.suite == suite) and (profile is None or run.profile == profile):
             yield run
+
+
+def refuse_interrupted(run: RunRecord, named: str, *, include_interrupted: bool) -> RunRecord:
+    """``run``, unless it was interrupted and ``include_interrupted`` is not set.
+
+    Args:
+        run: A run named on the command line.
+        named: How it was named (for the message).
+        include_interrupted: The user asked for interrupted runs too.
+
+    Raises:
+        ResultsError: it was interrupted; the message says how to use it anyway.
+    """
+    if run.interrupted is None or include_interrupted:
+        return run
+    canceled = sum(1 for r in run.scenarios for rep in r.samples() if rep.status is Status.CANCELED)
+    raise ResultsError(
+        f"{named}: run {run.run_id} was interrupted ({run.interrupted.signal or 'by a signal'}; "
+        f"{canceled} scenario runs canceled), so it is not evidence; rerun the suite, or pass "
+        "--include-interrupted to use what finished"
+    )
 
 
 def latest_run(
@@ -342,33 +373,49 @@ def latest_run(
     suite: str | None = None,
     profile: str | None = None,
     environment: str | None = None,
+    include_interrupted: bool = False,
 ) -> RunRecord | None:
     """The newest run matching the filters (suite, profile, environment fingerprint), or None.
 
-    Every candidate is parsed: a corrupt file is an error, never silently passed over.
+    Every candidate is parsed: a corrupt file is an error, never silently passed over. An
+    interrupted run counts only with ``include_interrupted``.
     """
-    for run in _newest_first(results_dir, suite=suite, profile=profile):
+    for run in _newest_first(
+        results_dir, suite=suite, profile=profile, include_interrupted=include_interrupted
+    ):
         if environment is None or run.environment.fingerprint == environment:
             return run
     return None
 
 
-def resolve_run(spec: str | None, results_dir: Path = DEFAULT_RESULTS_DIR) -> RunRecord:
+def resolve_run(
+    spec: str | None,
+    results_dir: Path = DEFAULT_RESULTS_DIR,
+    *,
+    include_interrupted: bool = False,
+) -> RunRecord:
     """A run named on the command line: a run file, a results folder (its newest run), a run id,
-    or None/"latest" for the newest run in ``results_dir``."""
+    or None/"latest" for the newest run in ``results_dir``.
+
+    "Newest" passes interrupted runs over, and one named outright is refused, unless
+    ``include_interrupted``.
+    """
     if spec is None or spec == "latest":
-        run = latest_run(results_dir)
+        run = latest_run(results_dir, include_interrupted=include_interrupted)
         if run is None:
             raise ResultsError(
-                f"{runs_dir(results_dir)}: no runs yet; run `adrbench run` (or `tox -e bench`)"
+                f"{runs_dir(results_dir)}: no finished runs yet; run `adrbench run` (or "
+                "`tox -e bench`)"
             )
         return run
     candidate = Path(spec)
     if candidate.is_dir():
-        return resolve_run(None, candidate)
+        return resolve_run(None, candidate, include_interrupted=include_interrupted)
     if candidate.suffix == ".json" or candidate.exists():
-        return load_run(candidate)
-    return load_run(run_path(results_dir, spec))
+        run = load_run(candidate)
+    else:
+        run = load_run(run_path(results_dir, spec))
+    return refuse_interrupted(run, spec, include_interrupted=include_interrupted)
 
 
 def to_pytest_benchmark(run: RunRecord) -> dict[str, Any]:
@@ -463,9 +510,11 @@ def latest_per_environment(
     *,
     suite: str | None = None,
     profile: str | None = None,
+    include_interrupted: bool = False,
 ) -> list[RunRecord]:
     """The evidence run of each environment (by ``environment.fingerprint``): the newest run of
-    its most thorough profile (:data:`PROFILE_PRECEDENCE`), sorted by fingerprint.
+    its most thorough profile (:data:`PROFILE_PRECEDENCE`), sorted by fingerprint; interrupted
+    runs only with ``include_interrupted``.
 
     Reports show several machines side by side (a CUDA box, an M2 Mac, CPU CI); sorting by the
     fingerprint rather than by time keeps each machine's column where it was when a newer run
@@ -475,9 +524,12 @@ def latest_per_environment(
         results_dir: The results directory (holding ``runs/``).
         suite: Only runs of this suite, if given.
         profile: Only runs of this profile, if given.
+        include_interrupted: Count runs a signal stopped part-way too.
     """
     best: dict[str, RunRecord] = {}
-    for run in _newest_first(results_dir, suite=suite, profile=profile):
+    for run in _newest_first(
+        results_dir, suite=suite, profile=profile, include_interrupted=include_interrupted
+    ):
         held = best.get(run.environment.fingerprint)
         if held is None or _profile_rank(run) < _profile_rank(held):
             best[run.environment.fingerprint] = run
@@ -489,10 +541,14 @@ def evidence_run(
     *,
     suite: str | None = None,
     environment: str | None = None,
+    include_interrupted: bool = False,
 ) -> RunRecord | None:
     """The run that stands as evidence for one environment: the newest run of the most thorough
-    profile (see :data:`PROFILE_PRECEDENCE`), so a quick CI run never displaces a full epoch."""
-    for run in latest_per_environment(results_dir, suite=suite):
+    profile (see :data:`PROFILE_PRECEDENCE`), so a quick CI run never displaces a full epoch; an
+    interrupted run never does either, unless ``include_interrupted``."""
+    for run in latest_per_environment(
+        results_dir, suite=suite, include_interrupted=include_interrupted
+    ):
         if environment is None or run.environment.fingerprint == environment:
             return run
     return None
