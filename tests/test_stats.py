@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 from scipy.stats import mannwhitneyu
 
 from adrbench.stats import (
+    Estimate,
+    compare,
+    estimate,
     mad_sigma,
     mann_whitney_u,
     median,
@@ -218,3 +221,42 @@ def test_t_quantile_agrees_with_scipy(df: float, probability: float) -> None:
         float(scipy_stats.t.ppf(probability, df)), abs=1e-9
     )
     assert t_quantile(1 - probability, df) == pytest.approx(-t_quantile(probability, df))
+
+
+# --- compare: a op b and b op' a agree ----------------------------------------------------------
+
+# Each operator with its mirror: `a < b` says what `b > a` says.
+MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+exact_values = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+estimates = st.lists(exact_values, min_size=1, max_size=5).map(
+    lambda values: estimate(list(enumerate(values, start=42)), prior_sd=abs(values[0]) * 0.02 + 1)
+)
+sides = st.one_of(exact_values, estimates)
+
+
+@given(
+    op=st.sampled_from(sorted(MIRROR)),
+    a=sides,
+    b=sides,
+)
+def test_compare_gives_the_mirrored_verdict_with_the_sides_swapped(
+    op: str, a: Estimate | float, b: Estimate | float
+) -> None:
+    # An exact constant may stand on either side (`8GB > results.lora.peak_memory_bytes`): the
+    # verdict must not depend on which side a value is written on.
+    if not isinstance(a, Estimate) and not isinstance(b, Estimate):
+        a = estimate([(42, a)])  # exact: compare needs one side with an interval
+    assert compare(op, a, b) == compare(MIRROR[op], b, a)
+
+
+@pytest.mark.parametrize(
+    ("op", "expected"),
+    [("<", False), ("<=", False), (">", True), (">=", True), ("==", False), ("!=", True)],
+)
+def test_compare_with_the_constant_on_the_left(op: str, expected: bool) -> None:
+    # GIVEN a peak of 1.5 GB +- 0.1 GB (three repetitions) and an 8 GB budget on the left
+    peak = estimate([(42, 1.4e9), (43, 1.5e9), (44, 1.6e9)])
+    # THEN `8GB op peak` is decided on the whole interval (8GB > peak holds, 8GB < peak fails),
+    # and `peak op' 8GB` says the same
+    assert compare(op, 8e9, peak) is expected
+    assert compare(MIRROR[op], peak, 8e9) is expected

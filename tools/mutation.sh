@@ -15,7 +15,10 @@
 # mutmut 2 counts only pytest's exit status 1 as a kill; a mutant that breaks the import (exit 2,
 # e.g. an enum value set to None) would read as "survived", so the runner maps any failure to 1.
 # A timeout is 10x the first baseline run: on a loaded machine, rerun timeouts before trusting
-# them (reset them to 'untested' in .mutmut-cache).
+# them (reset them to 'untested' in .mutmut-cache). mutmut's timeout kills only the runner's bash:
+# a mutant that loops forever (e.g. in stats.repetitions_to_resolve) left its pytest running,
+# holding the output pipe, and mutmut waited on it for ever; so each test run is also capped by
+# `timeout` at $MUTANT_TIMEOUT seconds (default 150), which counts as a kill (exit 1).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 lib="${MUTMUT_LIB:-$repo/.mutmut-lib}"
@@ -52,7 +55,7 @@ PY
   nice -n 19 "$python" -m mutmut run --paths-to-mutate "$target" --tests-dir tests \
     --no-progress --use-patch-file "sample-$name.patch" \
     --test-time-multiplier 4 --test-time-base 20 \
-    --runner "bash -c '$python -m pytest -x -q -p no:cacheprovider $* || exit 1'" \
+    --runner "bash -c 'timeout -k 5 ${MUTANT_TIMEOUT:-150} $python -m pytest -x -q -p no:cacheprovider $* || exit 1'" \
     > "mut-$name.log" 2>&1 || true
   "$python" - "$target" "$k" <<'PY'
 import sqlite3, sys
