@@ -750,6 +750,11 @@ def run_from_json(text: str, *, source: str | Path = "<results>") -> RunRecord:
             f"{source}: no integer 'schema_version' (got {version!r}); this is not an adrbench "
             "results file"
         )
+    if version < 0:
+        raise ResultsError(
+            f"{source}: schema_version {version} is not a version adrbench ever wrote (0 to "
+            f"{SCHEMA_VERSION}); restore the file as it was sent"
+        )
     if version > SCHEMA_VERSION:
         raise ResultsError(
             f"{source}: schema_version {version} is newer than this adrbench understands "
