@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from adrbench.errors import UserError, excerpt
-from adrbench.results.names import name_problem
+from adrbench.results.names import confined, name_problem
 from adrbench.results.record import RunRecord, ScenarioResult, Status, run_to_json
 from adrbench.results.store import load_run
 from adrbench.stats import median
@@ -96,7 +96,11 @@ def baseline_path(results_dir: Path, environment: str, suite: str, profile: str)
     """
     env = _safe(environment, "environment fingerprint")
     name = f"{_safe(suite, 'suite')}-{_safe(profile, 'profile')}.json"
-    return baselines_dir(results_dir) / env / name
+    path = baselines_dir(results_dir) / env / name
+    try:
+        return confined(path, baselines_dir(results_dir))  # a linked folder could lead elsewhere
+    except ValueError as error:
+        raise BaselineError(f"{error}; a baseline is only ever written into baselines/") from None
 
 
 def _read(path: Path) -> Baseline:
