@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from adrbench.engine.interrupt import Interrupted, exit_status, interruptible
+from adrbench.results import store
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds worker processes through /proc (Linux)"
@@ -161,14 +162,18 @@ def test_a_signal_writes_finished_scenarios_and_cancels_the_rest(
     # AND the results file holds the finished scenario and the rest as canceled
     files = [p for p in (run.results / "runs").glob("*.json") if ".benchmark." not in p.name]
     assert len(files) == 1
-    scenarios = json.loads(files[0].read_text(encoding="utf-8"))["scenarios"]
+    data = json.loads(files[0].read_text(encoding="utf-8"))
+    scenarios = data["scenarios"]
     assert [s["name"] for s in scenarios] == ["quick", "long", "never"]
     assert scenarios[0]["status"] == "ok"
     message = f"interrupted ({signum.name}) before this scenario finished"
     for cancelled in scenarios[1:]:
-        assert cancelled["status"] == "failed"
-        assert cancelled["failure"]["kind"] == "canceled"
-        assert cancelled["failure"]["message"] == message
+        assert cancelled["status"] == "canceled"
+        assert cancelled["failure"] is None
+        assert cancelled["skip"] == {"reason": "canceled", "message": message}
+    # AND the run says it was interrupted, and by what, so it is never taken as evidence
+    assert data["interrupted"] == {"signal": signum.name}
+    assert store.latest_run(run.results) is None
     # AND no worker survives, and no temporary directory is left behind
     assert _wait_gone(workers, run.tmp) == []
     assert sorted(p.name for p in run.tmp.iterdir()) == []
