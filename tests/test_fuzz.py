@@ -194,7 +194,7 @@ mutated_runs = st.composite(lambda draw: _mutated_run(draw))()
 # --- the fuzz tests --------------------------------------------------------------------------
 
 
-@fuzz(100)
+@fuzz(60)
 @given(
     front_matter=st.one_of(
         st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300),
@@ -236,7 +236,7 @@ def test_adr_front_matter_never_tracebacks_or_writes_outside(front_matter: str) 
         )
 
 
-@fuzz(200)
+@fuzz(150)
 @given(expression=expression_text)
 def test_expressions_never_traceback_or_write_outside(expression: str) -> None:
     with _project() as root:
@@ -253,7 +253,7 @@ def test_expressions_never_traceback_or_write_outside(expression: str) -> None:
         )
 
 
-@fuzz(100)
+@fuzz(60)
 @given(run=mutated_runs)
 def test_results_documents_never_traceback_or_write_outside(run: dict[str, Any]) -> None:
     with _project() as root:
@@ -274,7 +274,7 @@ def test_results_documents_never_traceback_or_write_outside(run: dict[str, Any])
         )
 
 
-@fuzz(150)
+@fuzz(100)
 @given(
     payload=st.one_of(
         mutated_runs.map(lambda run: json.dumps(run).encode()),

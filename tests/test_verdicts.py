@@ -380,3 +380,56 @@ def test_judging_runs_the_premise_probes_unless_told_not_to(
     judge_all(REPO_ADRS, tmp_path, environment="cpu-2core-24g", probes=False)
     # THEN the probes ran once: by default
     assert calls == ["ran"]
+
+
+# --- the verdict types, exactly (killed mutants of verdicts.py) --------------------------------
+
+
+def test_a_plain_verdict_carries_no_reason_calculation_or_interval() -> None:
+    from adrbench.decisions.verdicts import Kind, Verdict
+
+    verdict = Verdict(Kind.CLAIM, "c", "text", "a < b", Outcome.HOLDS, {"a": 1.0})
+    assert verdict.reason is None
+    assert verdict.computed == {} and verdict.intervals == {}
+    assert verdict.resolve is None and verdict.gap is None
+
+
+@pytest.mark.parametrize("name", ["Verdict", "AdrVerdicts", "Judgement", "EnvironmentVerdicts"])
+def test_verdict_records_are_frozen_and_slotted(name: str) -> None:
+    import dataclasses
+
+    from adrbench.decisions import verdicts
+
+    cls = getattr(verdicts, name)
+    params = cls.__dataclass_params__
+    assert params.frozen, f"{name} must be immutable: verdicts are shared between reports"
+    assert "__slots__" in cls.__dict__ and dataclasses.is_dataclass(cls)
+
+
+def test_an_adr_is_inconclusive_exactly_when_one_verdict_is() -> None:
+    plain = make_adr_verdicts(
+        [make_verdict("claim", "a", "holds"), make_verdict("trigger", "b", "not fired")]
+    )
+    assert not plain.inconclusive and not plain.needs_attention
+    mixed = replace(plain, verdicts=(*plain.verdicts, make_verdict("claim", "c", "inconclusive")))
+    assert mixed.inconclusive and not mixed.needs_attention
+
+
+def test_a_what_if_reason_names_every_overridden_fact(adrs: dict[int, Adr]) -> None:
+    # GIVEN two facts of one claim overridden
+    what_if = {"results.full.peak_memory_bytes": "2GiB", "results.lora.peak_memory_bytes": "1GiB"}
+    facts = build_facts(make_finetune_sts_run(), what_if=what_if, probes=False)
+    verdicts = judge_adr(adrs[1], facts)
+    claim = next(v for v in verdicts.verdicts if v.id == "lora-less-memory")
+    # THEN the reason lists them, comma-separated, and the claim holds on them
+    assert claim.outcome is Outcome.HOLDS
+    assert claim.reason == (
+        "what-if: results.lora.peak_memory_bytes, results.full.peak_memory_bytes"
+    )
+
+
+def test_an_adr_without_a_status_is_judged_as_status_none(adrs: dict[int, Adr]) -> None:
+    facts = build_facts(make_finetune_sts_run(), probes=False)
+    verdicts = judge_adr(replace(adrs[3], status=None), facts)
+    assert verdicts.status == "none"
+    assert judge_adr(adrs[3], facts).status == "accepted"
