@@ -35,6 +35,14 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.fixture
+def adr_copy(tmp_path: Path) -> Path:
+    """A copy of the project's ADRs, to break or write into."""
+    adr_dir = tmp_path / "adr"
+    shutil.copytree(REPO_ADRS, adr_dir)
+    return adr_dir
+
+
 def _one_line_error(err: str, command: str) -> str:
     """The error a command printed, checked to be one line (no traceback)."""
     assert "Traceback" not in err
@@ -290,10 +298,9 @@ def test_a_baseline_refuses_an_interrupted_run(tmp_path: Path) -> None:
 
 
 def test_draft_on_a_file_that_is_not_an_adr_is_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    adr_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    adr_dir = tmp_path / "adr"
-    shutil.copytree(REPO_ADRS, adr_dir)
+    adr_dir = adr_copy
     readme = adr_dir / "README.md"
     code = main(["draft", str(readme), "--adr-dir", str(adr_dir), "--no-probes"])
     assert code == 2
@@ -302,11 +309,10 @@ def test_draft_on_a_file_that_is_not_an_adr_is_one_line(
 
 
 def test_draft_names_the_draft_that_exists_not_the_one_it_would_write(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, adr_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN the project's ADRs, where 0004 already revisits 0002 and 0005 is the highest number
-    adr_dir = tmp_path / "adr"
-    shutil.copytree(REPO_ADRS, adr_dir)
+    adr_dir = adr_copy
     results = tmp_path / "results"
     store.write_run(make_finetune_sts_run(), results)
     args = ["draft", "2", "--adr-dir", str(adr_dir), "--results-dir", str(results)]
@@ -355,10 +361,9 @@ def test_a_what_if_beyond_float_range_is_refused_not_taken_as_infinity(
 # --- misleading messages ---------------------------------------------------------------------
 
 
-def test_an_adr_with_a_syntax_error_is_not_also_reported_missing(tmp_path: Path) -> None:
+def test_an_adr_with_a_syntax_error_is_not_also_reported_missing(adr_copy: Path) -> None:
     # GIVEN the project's ADRs with a YAML syntax error in 0002, which 0004 supersedes
-    adr_dir = tmp_path / "adr"
-    shutil.copytree(REPO_ADRS, adr_dir)
+    adr_dir = adr_copy
     target = adr_dir / "0002-qlora-skipped-for-small-models.md"
     text = target.read_text(encoding="utf-8")
     target.write_text(text.replace("status: accepted", "status: [accepted", 1), encoding="utf-8")
