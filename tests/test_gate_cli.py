@@ -266,6 +266,6 @@ def test_an_empty_current_directory_exits_2(
     code, _out, err = gate(capsys, "--current", "empty")
     assert code == 2
     assert err == (
-        "adrbench gate: error: empty/runs: no runs yet; run `adrbench run SUITE --results-dir "
-        "empty` first\n"
+        "adrbench gate: error: empty/runs: no finished runs yet; run `adrbench run SUITE "
+        "--results-dir empty` first\n"
     )
