@@ -335,7 +335,7 @@ def test_percentages_and_fractions_are_both_accepted() -> None:
         (
             [],
             "pyproject.toml: [tool.adrbench.gate]: no rules; add [[tool.adrbench.gate.rules]] "
-            "tables (see README, 'Regression gate')",
+            "tables (see docs/reference/gate-rules.md)",
         ),
     ],
 )

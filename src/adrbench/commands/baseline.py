@@ -27,7 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The subcommand's parser.
     """
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = parser.add_subparsers(
+        dest="action",
+        required=True,
+        metavar="ACTION",
+        help="update: store clean runs as a baseline; show: list the baselines",
+    )
     update = actions.add_parser(
         "update", help="store a run as the baseline of its environment, suite and profile"
     )

@@ -56,19 +56,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="storage of the base weights (default float32, as the engine trains)",
     )
     parser.add_argument("--autocast", action="store_true", help="16-bit activations")
-    parser.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    parser.add_argument(
+        "--optimizer",
+        choices=("adamw", "sgd"),
+        default="adamw",
+        help="optimizer whose states are counted (adamw: two fp32 moments a trainable parameter)",
+    )
     parser.add_argument(
         "--batch-size", type=int, default=8, help="sequences a step (a pair is two; default 8)"
     )
     parser.add_argument("--seq-len", type=int, default=32, help="tokens a sequence (default 32)")
-    parser.add_argument("--lora-r", type=int, default=8)
+    parser.add_argument("--lora-r", type=int, default=8, help="LoRA rank of the adapters")
     parser.add_argument(
         "--lora-targets",
         default=None,
         help="comma-separated layer names (default: BERT query,key,value,dense; "
         "LLaMA q_proj,k_proj,v_proj,o_proj)",
     )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="device kind whose calibration constants apply (fixed overhead, activations)",
+    )
     parser.add_argument(
         "--fixed", default=None, metavar="BYTES", help="override the fixed overhead, e.g. 600MiB"
     )
@@ -93,7 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="largest LLaMA-proportioned model that fits 8, 16, 24 and 80 GB, per method",
     )
-    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output format"
+    )
 
 
 def load_architecture(spec: str) -> Architecture:

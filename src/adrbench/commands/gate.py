@@ -86,7 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the newest run in --results-dir)",
     )
     parser.add_argument("--results-dir", type=Path, default=None, help=_RESULTS_HELP)
-    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    parser.add_argument(
+        "--format",
+        choices=("table", "markdown", "json"),
+        default="table",
+        help="how the verdict table is printed (markdown: for a CI job summary or a PR comment)",
+    )
     parser.add_argument(
         "--config",
         type=Path,

@@ -16,7 +16,7 @@ gate measures both sides here and now:
 
 What it does not catch: a change of the installed packages (both sides share one environment);
 for a dependency upgrade, measure each environment into its own results folder and gate the two
-runs with ``adrbench gate --baseline RUN --current RUN`` (README, "Regression gate").
+runs with ``adrbench gate --baseline RUN --current RUN`` (docs/reference/gate-rules.md).
 """
 
 from __future__ import annotations

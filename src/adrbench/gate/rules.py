@@ -720,8 +720,8 @@ def parse_config(section: Mapping[str, Any], source: str) -> GateConfig:
     rules_data = section.get("rules")
     if not isinstance(rules_data, list) or not rules_data:
         raise GateConfigError(
-            f"{where}: no rules; add [[tool.adrbench.gate.rules]] tables (see README, "
-            "'Regression gate')"
+            f"{where}: no rules; add [[tool.adrbench.gate.rules]] tables (see "
+            "docs/reference/gate-rules.md)"
         )
     rules = []
     for i, data in enumerate(rules_data, start=1):

@@ -146,12 +146,13 @@ def flatten_metrics(metrics: Metrics) -> dict[str, float]:
 
 
 # The measured spread of one repetition, used as the interval of a metric measured once (n = 1),
-# where the run itself cannot show its spread. Sources, all in the README: step time / samples/s
-# between fresh processes ~2% (CV) at 1 thread (bench/gate_noise.md) and up to 9% at 2 threads
-# (three quiet quick runs); peak RSS ~100 MB between fresh environments, anonymous RSS ~1%;
-# STS-B Spearman / Pearson after fine-tuning move by about a point (0.01) with the seed (Reimers &
-# Gurevych 2017, Dodge et al. 2020). Metrics not listed (parameter counts, steps, zero-shot
-# scores, CUDA counters) are deterministic for a given scenario and are taken as exact at n = 1.
+# where the run itself cannot show its spread. Sources (docs/explanation/statistics.md): step
+# time / samples/s between fresh processes ~2% (CV) at 1 thread (bench/gate_noise.md) and up to
+# 9% at 2 threads (three quiet quick runs); peak RSS ~100 MB between fresh environments,
+# anonymous RSS ~1%; STS-B Spearman / Pearson after fine-tuning move by about a point (0.01) with
+# the seed (Reimers & Gurevych 2017, Dodge et al. 2020). Metrics not listed (parameter counts,
+# steps, zero-shot scores, CUDA counters) are deterministic for a given scenario and are taken as
+# exact at n = 1.
 _SPEED = frozenset(
     {
         "samples_per_s",
