@@ -67,3 +67,22 @@ def test_every_docs_page_is_in_the_nav() -> None:
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     pages = sorted(str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md"))
     assert [p for p in pages if f" {p}" not in nav] == []
+
+
+def test_the_tutorials_suite_and_adr_are_valid(tmp_path: Path) -> None:
+    # The tutorial's files, as a reader copies them: the suite loads and the ADR lints clean.
+    import re
+
+    from adrbench.decisions.adr import lint
+    from adrbench.engine.suite import load_suite
+
+    text = (ROOT / "docs/tutorial/first-decision-record.md").read_text(encoding="utf-8")
+    blocks = dict((lang, body) for lang, body in re.findall(r"```(\w+)\n(.*?)```", text, re.S))
+    suite = tmp_path / "my_first.toml"
+    suite.write_text(blocks["toml"], encoding="utf-8")
+    loaded = load_suite(suite)
+    assert [s.name for s in loaded.scenarios("quick")] == ["full", "lora"]
+    adr = tmp_path / "0006-lora-for-my-first-model.md"
+    adr.write_text(blocks["markdown"], encoding="utf-8")
+    result = lint([adr])
+    assert result.problems == () and [a.evidence for a in result.adrs] == [("my_first",)]
