@@ -478,3 +478,42 @@ def test_a_function_given_text_names_the_function() -> None:
     with pytest.raises(ExpressionError) as info:
         evaluate(parse('min("x", 1) > 0'), lambda name: 1.0)
     assert str(info.value) == "'min()' needs a number, got 'x'\n    min(\"x\", 1) > 0\n        ^~~"
+
+
+# --- snippets of long lines ---------------------------------------------------------------------
+
+
+def test_a_short_line_is_shown_whole_with_the_caret_under_the_span() -> None:
+    from adrbench.decisions.expressions import caret_snippet
+
+    assert caret_snippet("a >= b", 2, 4) == "    a >= b\n      ^~"
+    assert caret_snippet("a", 0) == "    a\n    ^"
+
+
+def test_a_long_line_is_cut_around_the_caret() -> None:
+    from adrbench.decisions.expressions import SNIPPET_WIDTH, caret_snippet
+
+    # GIVEN a 40,000-character line with the problem in the middle
+    line = "x" * 20_000 + "BAD" + "y" * 19_997
+    source, marker = caret_snippet(line, 20_000, 20_003, indent="").split("\n")
+    # THEN a window of SNIPPET_WIDTH characters is shown, cut on both sides, the caret still
+    # under the problem
+    assert source == "..." + line[20_000 - SNIPPET_WIDTH // 2 : 20_000 + SNIPPET_WIDTH // 2] + "..."
+    assert source[marker.index("^") :].startswith("BAD")
+    assert marker.strip() == "^~~"
+    # AND near either end the window stops at the end, cut on one side only
+    start, start_marker = caret_snippet(line, 0, 1, indent="").split("\n")
+    assert start == line[:SNIPPET_WIDTH] + "..." and start_marker == "^"
+    end, end_marker = caret_snippet(line, len(line) - 1, indent="").split("\n")
+    assert end == "..." + line[-SNIPPET_WIDTH:]
+    assert end_marker == " " * (len(end) - 1) + "^"
+    # AND a line exactly SNIPPET_WIDTH long is shown whole
+    exact = "z" * SNIPPET_WIDTH
+    assert caret_snippet(exact, 5, indent="").split("\n")[0] == exact
+
+
+def test_a_number_beyond_float_range_is_an_error_not_infinity() -> None:
+    with pytest.raises(ExpressionError) as raised:
+        parse("model.parameters >= 1e400")
+    assert raised.value.message.startswith("'1e400' is too large to be a number here")
+    assert (raised.value.start, raised.value.end) == (20, 25)
