@@ -260,3 +260,43 @@ def test_compare_with_the_constant_on_the_left(op: str, expected: bool) -> None:
     # and `peak op' 8GB` says the same
     assert compare(op, 8e9, peak) is expected
     assert compare(MIRROR[op], peak, 8e9) is expected
+
+
+# --- the pieces the estimates rest on, pinned to scipy (killed mutants of stats.py) ------------
+
+
+def test_an_estimate_is_the_95_percent_t_interval_of_the_mean() -> None:
+    from scipy.stats import t
+
+    e = estimate([(42, 1.0), (43, 2.0), (44, 3.0)])
+    half = t.ppf(0.975, 2) * 1.0 / math.sqrt(3)  # sd 1, n 3
+    assert (e.mean, e.n, e.df) == (2.0, 3, 2.0)
+    assert e.low == pytest.approx(2.0 - half, rel=1e-9)
+    assert e.high == pytest.approx(2.0 + half, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "x"),
+    [(2.0, 3.0, 0.0), (2.0, 3.0, 1.0), (0.5, 0.5, 1e-12), (1.0, 0.5, 0.3), (15.0, 0.5, 0.97)],
+)
+def test_the_regularized_incomplete_beta_matches_scipy(a: float, b: float, x: float) -> None:
+    from scipy.special import betainc
+
+    from adrbench.stats import _regularized_beta
+
+    assert _regularized_beta(a, b, x) == pytest.approx(float(betainc(a, b, x)), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("x", "y"), [([1.0], [2.0]), ([1.0, 1.0], [1.0, 2.0]), ([3.0, 1.0, 2.0], [5.0, 4.0])]
+)
+def test_mann_whitney_on_the_smallest_samples_matches_scipy(x: list[float], y: list[float]) -> None:
+    u, p = mann_whitney_u(x, y)
+    expected = mannwhitneyu(x, y, method="asymptotic", alternative="two-sided")
+    assert u == pytest.approx(float(expected.statistic))
+    assert p == pytest.approx(float(expected.pvalue), rel=1e-9)
+
+
+def test_mann_whitney_refuses_an_empty_sample() -> None:
+    with pytest.raises(ValueError, match="^Mann-Whitney U needs two non-empty samples$"):
+        mann_whitney_u([], [1.0])
