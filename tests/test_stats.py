@@ -298,5 +298,5 @@ def test_mann_whitney_on_the_smallest_samples_matches_scipy(x: list[float], y: l
 
 
 def test_mann_whitney_refuses_an_empty_sample() -> None:
-    with pytest.raises(ValueError, match="^Mann-Whitney U needs two non-empty samples$"):
+    with pytest.raises(ValueError, match=r"^Mann-Whitney U needs two non-empty samples$"):
         mann_whitney_u([], [1.0])
