@@ -517,3 +517,89 @@ def test_a_number_beyond_float_range_is_an_error_not_infinity() -> None:
         parse("model.parameters >= 1e400")
     assert raised.value.message.startswith("'1e400' is too large to be a number here")
     assert (raised.value.start, raised.value.end) == (20, 25)
+
+
+# --- exact limits and messages (mutants of expressions.py that survived its tests) -------------
+
+
+@pytest.mark.parametrize(
+    ("source", "message", "span"),
+    [
+        ("a and", "expression ends early; expected a value, a name or '('", (5, 6)),
+        ("a < and", "unexpected 'and'; expected a value, a name or '('", (4, 7)),
+        ("or", "unexpected 'or'; expected a value, a name or '('", (0, 2)),
+        ("not", "expression ends early; expected a value, a name or '('", (3, 4)),
+        ("a & b", "unexpected character '&'; use 'and' / 'or'", (2, 3)),
+        ("a | b", "unexpected character '|'; use 'and' / 'or'", (2, 3)),
+        ("a ! b", "unexpected character '!'; use 'not' for negation or '!=' to compare", (2, 3)),
+        ("a = b", "unexpected character '='; use '==' to compare", (2, 3)),
+        (
+            "a == 'b",
+            'unexpected character "\'"; close the string with a matching quote (no '
+            "backslash escapes)",
+            (5, 6),
+        ),
+        ("a # b", "unexpected character '#'", (2, 3)),
+        ("min(a)", "min() takes 2 to 8 arguments, got 1", (0, 6)),
+        ("min(a, a, a, a, a, a, a, a, a)", "min() takes 2 to 8 arguments, got 9", (0, 30)),
+        ("abs(a, b)", "abs() takes 1 arguments, got 2", (0, 9)),
+    ],
+)
+def test_syntax_errors_say_exactly_what_and_where(
+    source: str, message: str, span: tuple[int, int]
+) -> None:
+    with pytest.raises(ExpressionError) as raised:
+        parse(source)
+    assert raised.value.message == message
+    assert (raised.value.start, raised.value.end) == span
+
+
+def test_the_largest_calls_and_every_comparison_parse() -> None:
+    assert parse("min(a, a, a, a, a, a, a, a)").names == ("a",)
+    assert parse("abs(a)").names == ("a",)
+    facts = {"a": 1.0, "b": 2.0}
+    for op, expected in [("<", True), ("<=", True), (">", False), (">=", False), ("==", False)]:
+        assert run(f"a {op} b", facts).value is expected, op
+    assert run("a != b", facts).value is True
+    assert run("true and not false or false", facts).value is True
+
+
+def test_the_length_and_depth_limits_are_exact() -> None:
+    # GIVEN expressions exactly at the limits THEN they parse; one past THEN they are refused
+    at_length = "a" + " " * (MAX_SOURCE_LENGTH - 1)
+    assert parse(at_length).names == ("a",)
+    with pytest.raises(ExpressionError, match="501 characters long; the limit is 500"):
+        parse(at_length + " ")
+    at_depth = "(" * MAX_DEPTH + "a" + ")" * MAX_DEPTH
+    assert parse(at_depth).names == ("a",)
+    with pytest.raises(ExpressionError, match="nests deeper than 32 levels"):
+        parse("(" + at_depth + ")")
+
+
+def test_an_error_without_an_end_marks_one_character() -> None:
+    error = ExpressionError("bad", "a < b", 2)
+    assert error.end == 3
+    assert str(error) == "bad\n    a < b\n      ^"
+
+
+def test_expression_records_are_frozen_slotted_and_compare_by_source() -> None:
+    import dataclasses
+
+    from adrbench.decisions import expressions
+
+    classes = [
+        c
+        for c in vars(expressions).values()
+        if isinstance(c, type)
+        and dataclasses.is_dataclass(c)
+        and c.__module__ == expressions.__name__
+    ]
+    assert len(classes) >= 10
+    for cls in classes:
+        assert cls.__dataclass_params__.frozen, cls.__name__  # type: ignore[attr-defined]
+        assert "__slots__" in cls.__dict__, cls.__name__
+    first, second = parse("a < b"), parse("a  <  b")
+    assert "_tree" not in repr(first)
+    assert (first.source, first.names) == ("a < b", ("a", "b"))
+    assert first != second  # different text, though the same tree
+    assert first == parse("a < b")
