@@ -433,3 +433,71 @@ def test_an_adr_without_a_status_is_judged_as_status_none(adrs: dict[int, Adr]) 
     verdicts = judge_adr(replace(adrs[3], status=None), facts)
     assert verdicts.status == "none"
     assert judge_adr(adrs[3], facts).status == "accepted"
+
+
+# --- judge: which run, which ADRs, which facts (mutants of verdicts.py) ------------------------
+
+
+def test_the_evidence_suite_is_the_one_suite_every_adr_names() -> None:
+    from adrbench.decisions.verdicts import _evidence_suite
+
+    def named(*evidence: str) -> Adr:
+        return replace(parse_adr(REPO_ADRS / "0003-cosine-similarity-loss.md"), evidence=evidence)
+
+    assert _evidence_suite([named("finetune_sts/full"), named("finetune_sts")]) == "finetune_sts"
+    assert _evidence_suite([named("finetune_sts"), named("speed_levers")]) is None
+    assert _evidence_suite([named()]) is None
+
+
+def test_a_judgement_without_a_run_judged_no_runs() -> None:
+    facts = build_facts(None, probes=False)
+    judgement = Judgement(None, facts, ())
+    assert (judgement.runs, judgement.missing, judgement.also) == ((), (), ())
+    run = make_finetune_sts_run()
+    assert Judgement(run, facts, ()).runs == (run,)
+
+
+def test_judge_takes_this_machines_run_when_no_environment_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN runs from two machines, the older one from this machine
+    here = make_environment("this-machine")
+    store.write_run(
+        make_finetune_sts_run(run_id="20261128T100000Z-a-b-c", environment=here), tmp_path
+    )
+    elsewhere = make_environment("elsewhere")
+    store.write_run(
+        make_finetune_sts_run(run_id="20261128T110000Z-a-b-c", environment=elsewhere), tmp_path
+    )
+    monkeypatch.setattr("adrbench.machine.this_environment", lambda: here)
+    # WHEN judged with no environment named THEN this machine's run decides
+    judgement = judge(REPO_ADRS, tmp_path, probes=False)
+    assert judgement.run is not None and judgement.run.run_id == "20261128T100000Z-a-b-c"
+
+
+def test_judge_applies_what_if_and_runs_probes_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.write_run(make_finetune_sts_run(), tmp_path)
+    calls: list[float] = []
+
+    def run_probes(timeout_s: float = 180.0) -> dict[str, ProbeResult]:
+        calls.append(timeout_s)
+        return {"bnb_nf4_on_cpu": ProbeResult("bnb_nf4_on_cpu", False, "raised on the CPU")}
+
+    monkeypatch.setattr("adrbench.decisions.facts.run_probes", run_probes)
+    judgement = judge(REPO_ADRS, tmp_path, run="latest", what_if={"model.parameters": "7B"})
+    assert len(calls) == 1  # probes run by default
+    adr2 = next(v for v in judgement.verdicts if v.number == 2)
+    assert outcomes(adr2)["model-7b"] == "fired"
+    assert outcomes(adr2)["bnb-needs-cuda"] == "holds"
+
+
+def test_judge_lists_the_adrs_whose_suites_the_run_is_not_of(tmp_path: Path) -> None:
+    # GIVEN a run of finetune_sts WHEN every ADR is judged on it THEN ADR-0005 (speed_levers) is
+    # listed as missing its evidence, and the others are judged
+    store.write_run(make_finetune_sts_run(), tmp_path)
+    judgement = judge(REPO_ADRS, tmp_path, run="latest", probes=False)
+    assert [m.number for m in judgement.missing] == [5]
+    assert judgement.missing[0].given_run == "20261128T120000Z-finetune_sts-quick-0001"
+    assert [v.number for v in judgement.verdicts] == [1, 2, 3, 4]
