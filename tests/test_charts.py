@@ -8,6 +8,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,11 +88,9 @@ def test_bar_chart_labels_skipped_and_failed_scenarios_instead_of_dropping_them(
     svg = render_chart("throughput", two_runs(), SCENARIOS).decode("utf-8")
     comments = re.findall(r"<!-- (.*?) -->", svg)
     # THEN the gaps say why, and each environment is in the legend
-    assert comments.count("skipped:") == 1
-    assert comments.count("cuda_unavailable") == 1
-    assert comments.count("failed:") == 1
-    assert comments.count("exception") == 1
-    assert comments.count("not run") == 2
+    assert comments.count(" skipped: cuda_unavailable") == 1
+    assert comments.count(" failed: exception") == 1
+    assert comments.count(" not run") == 2
     assert "cpu · cpu-2core-24g" in comments
     assert "H100 · cuda-box" in comments
 
@@ -110,3 +109,61 @@ def test_memory_chart_uses_the_accelerator_counter_when_there_is_one() -> None:
     # THEN CUDA max allocated wins; without anything else, process peak RSS
     assert memory_reading(cuda) == MemoryReading("CUDA max allocated", 2_000)
     assert memory_reading(cpu) == MemoryReading("process peak RSS", 5_000)
+
+
+def _many_scenarios(count: int) -> list[RunRecord]:
+    names = [f"scenario_with_a_long_name_{i:02d}" for i in range(count)]
+    cpu = make_run([make_ok(name, step_time_s=0.2 + 0.01 * i) for i, name in enumerate(names)])
+    cuda = make_run(
+        [make_ok(name, step_time_s=0.05) for name in names[::2]],
+        run_id="20261128T130000Z-finetune_sts-quick-0002",
+        environment=make_environment("cuda-box", device_kind="cuda", device_name="H100"),
+    )
+    return [cpu, cuda]
+
+
+@pytest.mark.parametrize("kind", ["throughput", "memory"])
+def test_no_two_scenario_labels_overlap_at_fifteen_scenarios(
+    kind: ChartKind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 15 scenarios with long names on two environments
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from adrbench.reports import charts
+
+    runs = _many_scenarios(15)
+    scenarios = [r.name for r in runs[0].scenarios]
+    drawn: list[Figure] = []
+    real = charts._bars
+
+    def keep(figure: Figure, *args: Any, **kwargs: Any) -> None:
+        real(figure, *args, **kwargs)
+        drawn.append(figure)
+
+    monkeypatch.setattr(charts, "_bars", keep)
+    # WHEN the bar chart is drawn and its text laid out
+    render_chart(kind, runs, scenarios)
+    (figure,) = drawn
+    canvas = FigureCanvasAgg(figure)
+    figure.draw_without_rendering()
+    renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]
+    labels = figure.axes[0].get_yticklabels()
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    # THEN every scenario has a label, and no two labels' boxes intersect
+    assert sorted(label.get_text() for label in labels) == sorted(scenarios)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+
+
+def test_a_bar_measured_once_is_marked_and_shows_the_prior_interval() -> None:
+    # GIVEN one repetition of full (n = 1, one thread: a 2% speed prior)
+    from adrbench.reports.charts import _bar
+
+    run = make_run([make_ok("full", step_time_s=0.5)])
+    bar = _bar(run.scenarios[0], "throughput")
+    # THEN its whisker is the interval the verdicts use, not zero
+    assert bar.n == 1 and bar.half_width > 0.0
+    svg = render_chart("throughput", [run], ["full"]).decode("utf-8")
+    assert "hatched: n = 1, prior interval" in svg

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import matplotlib.style
 from matplotlib.figure import Figure
 
+from adrbench.results.metrics import process_noise_sd
 from adrbench.results.record import (
     MEMORY_SOURCE_LABELS,
     Memory,
@@ -100,6 +101,40 @@ def _label(run: RunRecord) -> str:
     return f"{run.environment.device_name} · {run.environment.fingerprint}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Bar:
+    """One scenario's bar for one environment: the mean, the half-width of the interval the
+    verdicts use, and n (0: not measured)."""
+
+    value: float
+    half_width: float
+    n: int
+
+
+def _bar(result: ScenarioResult | None, value: Literal["throughput", "memory"]) -> _Bar:
+    metrics = result.metrics if result is not None else None
+    if result is None or metrics is None:
+        return _Bar(0.0, 0.0, 0)
+    # One value per ok repetition (process); the whisker is the 95% interval of their mean, as
+    # the verdicts judge it: at n = 1 the metric's measured process noise (its prior).
+    reps = [r for r in result.samples() if r.status is Status.OK and r.metrics is not None]
+    if value == "throughput":
+        metric = "samples_per_s"
+        values = [r.metrics.throughput.samples_per_s for r in reps if r.metrics]
+        scale = 1.0
+    else:
+        metric = "peak_memory_bytes"
+        values = [memory_reading(r.metrics.memory).bytes for r in reps if r.metrics]
+        scale = 1.0 / 2**20
+    prior = None
+    if len(values) == 1:
+        prior = process_noise_sd(
+            metric, values[0], result.scenario.threads, metrics.memory.peak_memory_source
+        )
+    e = estimate(list(enumerate(values)), prior_sd=prior)
+    return _Bar(e.mean * scale, e.half_width * scale, len(values))
+
+
 def _bars(
     figure: Figure,
     runs: Sequence[RunRecord],
@@ -107,70 +142,61 @@ def _bars(
     *,
     value: Literal["throughput", "memory"],
 ) -> None:
+    """Horizontal bars, one row per scenario (sorted by the first environment's value, largest
+    on top), one bar per environment in each row: labels sit on their own lines at any number of
+    scenarios. A bar measured once is hatched and carries the prior interval its verdicts use."""
     axes = figure.add_subplot()
+    bars = {id(run): {name: _bar(_find(run, name), value) for name in scenarios} for run in runs}
+    first = bars[id(runs[0])] if runs else {}
+    order = sorted(scenarios, key=lambda name: (-first[name].value if first else 0.0, name))
     count = max(1, len(runs))
-    width = 0.8 / count
-    top = 0.0
+    height = 0.8 / count
+    rows = range(len(order) - 1, -1, -1)  # the first of ``order`` at the top
+    right = 0.0
+    once = False
     for index, run in enumerate(runs):
-        offsets = [i - 0.4 + width * (index + 0.5) for i in range(len(scenarios))]
-        heights: list[float] = []
-        errors: list[float] = []
-        sources: set[str] = set()
-        for name in scenarios:
-            result = _find(run, name)
-            metrics = result.metrics if result is not None else None
-            if result is None or metrics is None:
-                heights.append(0.0)
-                errors.append(0.0)
-                continue
-            # One value per ok repetition (process); the whisker is the 95% t-interval of their
-            # mean, and there is none with one repetition (its spread is not measured).
-            reps = [r.metrics for r in result.samples() if r.status is Status.OK and r.metrics]
-            if value == "throughput":
-                values = [m.throughput.samples_per_s for m in reps]
-            else:
-                readings = [memory_reading(m.memory) for m in reps]
-                values = [reading.bytes / 2**20 for reading in readings]
-                sources.update(reading.source for reading in readings)
-            e = estimate(list(enumerate(values)))
-            heights.append(e.mean)
-            errors.append(e.half_width)
-        label = _label(run)
-        if sources:
-            label += f" ({', '.join(sorted(sources))})"
-        axes.bar(
+        mine = [bars[id(run)][name] for name in order]
+        offsets = [row + 0.4 - height * (index + 0.5) for row in rows]
+        sources = sorted(
+            {
+                memory_reading(r.metrics.memory).source
+                for name in order
+                if (found := _find(run, name)) is not None
+                for r in found.samples()
+                if r.metrics is not None and r.status is Status.OK
+            }
+        )
+        label = _label(run) + (f" ({', '.join(sources)})" if value == "memory" and sources else "")
+        drawn = axes.barh(
             offsets,
-            heights,
-            width,
-            yerr=errors if any(errors) else None,
+            [b.value for b in mine],
+            height,
+            xerr=[b.half_width for b in mine] if any(b.half_width for b in mine) else None,
             capsize=3,
             label=label,
         )
-        top = max([top, *(h + e for h, e in zip(heights, errors, strict=True))])
-        for offset, name, height in zip(offsets, scenarios, heights, strict=True):
-            if height == 0.0:
-                axes.text(
-                    offset,
-                    0.0,
-                    _not_measured(_find(run, name)),
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                    rotation=90,
-                    color="#555555",
-                )
-    axes.set_xticks(range(len(scenarios)), list(scenarios))
-    axes.set_xlim(-0.6, max(len(scenarios), 3) - 0.4)  # one or two scenarios: no slab-wide bars
-    axes.set_ylim(0.0, top * 1.15 if top > 0 else 1.0)
+        for patch, bar in zip(drawn.patches, mine, strict=True):
+            if bar.n == 1:
+                patch.set_hatch("///")
+                once = True
+        right = max([right, *(b.value + b.half_width for b in mine)])
+        for offset, name, bar in zip(offsets, order, mine, strict=True):
+            if bar.n == 0:
+                text = _not_measured(_find(run, name)).replace("\n", " ")
+                axes.text(0.0, offset, f" {text}", va="center", fontsize=7, color="#555555")
+    axes.set_yticks(list(rows), list(order))
+    axes.set_ylim(-0.6, len(order) - 0.4)
+    axes.set_xlim(0.0, right * 1.15 if right > 0 else 1.0)
+    whisker = "whisker: 95% CI of the mean" + ("; hatched: n = 1, prior interval" if once else "")
     if value == "throughput":
-        axes.set_ylabel("samples/s (whisker: 95% CI of the mean over repetitions)")
-        axes.set_title("Training throughput per method")
+        axes.set_xlabel(f"samples/s ({whisker})")
+        axes.set_title("Training throughput per scenario")
     else:
-        axes.set_ylabel("peak memory (MiB; whisker: 95% CI over repetitions)")
-        axes.set_title("Peak memory per method")
-    axes.grid(axis="y", color="#dddddd", linewidth=0.6)
+        axes.set_xlabel(f"peak memory, MiB ({whisker})")
+        axes.set_title("Peak memory per scenario (counter per environment in the legend)")
+    axes.grid(axis="x", color="#dddddd", linewidth=0.6)
     axes.set_axisbelow(True)
-    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=7, frameon=False)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=7, frameon=False)
 
 
 def _pareto(figure: Figure, runs: Sequence[RunRecord], scenarios: Sequence[str]) -> None:
@@ -256,7 +282,9 @@ def render_chart(
         fmt: ``svg`` or ``png``.
     """
     with matplotlib.style.context(["default", _RC]):
-        figure = Figure(figsize=(7.0, 4.6), layout="constrained")
+        rows = len(scenarios) * max(1, len(runs)) if kind != "pareto" else 0
+        # Bar charts grow with their rows (about 0.22 in a bar), so labels never crowd.
+        figure = Figure(figsize=(7.0, max(4.6, 1.8 + 0.22 * rows)), layout="constrained")
         if kind == "pareto":
             _pareto(figure, runs, scenarios)
         else:
