@@ -167,3 +167,18 @@ def test_a_bar_measured_once_is_marked_and_shows_the_prior_interval() -> None:
     assert bar.n == 1 and bar.half_width > 0.0
     svg = render_chart("throughput", [run], ["full"]).decode("utf-8")
     assert "hatched: n = 1, prior interval" in svg
+
+
+def test_the_break_even_chart_puts_each_point_beside_the_estimate_of_its_own_counter() -> None:
+    # GIVEN the committed memory-scaling points (anonymous-RSS peaks)
+    from adrbench.reports.memory_model import memory_points, render_break_even_chart
+
+    points = memory_points(Path(__file__).parents[1] / "results")
+    assert points
+    comments = re.findall(r"<!-- (.*?) -->", render_break_even_chart(points).decode("utf-8"))
+    # THEN every method with points shows them with the estimate of that same counter, and
+    # says which points the constants were fitted on and which were held out
+    for method in sorted({p.method for p in points}):
+        assert f"{method} estimate of that counter" in comments
+        assert f"{method} measured, held out (anon RSS peak)" in comments
+    assert "full measured, fitted on (anon RSS peak)" in comments

@@ -205,21 +205,47 @@ def render_break_even_chart(points: Sequence[Point]) -> bytes:
             settings = regime_settings(method, "fp32")
             xs = [a.parameters for a in family]
             ys = [estimate(a, settings).peak_bytes / 1e9 for a in family]
-            axes.plot(xs, ys, color=_COLOURS[method], label=f"{method} (estimate, fp32)")
+            axes.plot(
+                xs, ys, color=_COLOURS[method], label=f"{method} (estimate, whole peak, LLaMA)"
+            )
             measured = [p for p in points if p.method == method]
-            # A counter that sees part of the peak (the anonymous-RSS peak) is shown with the
-            # part it cannot see added back by arithmetic (mapped weights, file pages, the
-            # optimizer's temporaries), so every point sits on the whole-peak scale.
+            if not measured:
+                continue
+            # Like with like: each measured point beside the estimate of the same counter for
+            # the same architecture (the anonymous-RSS peak does not see mapped weights, file
+            # pages or the optimizer's temporaries, so neither does its estimate), joined by a
+            # line whose length is the error.
+            xs_measured = [p.estimate.parameters for p in measured]
+            for p in measured:
+                axes.plot(
+                    [p.estimate.parameters] * 2,
+                    [p.measured_bytes / 1e9, p.counted_bytes / 1e9],
+                    color=_COLOURS[method],
+                    linewidth=0.8,
+                    zorder=2,
+                )
+            counters = ", ".join(
+                sorted({COUNTER_LABELS.get(p.counter, p.counter) for p in measured})
+            )
+            for fitted, marker, role in ((True, "s", "fitted on"), (False, "o", "held out")):
+                group = [p for p in measured if (p.scenario in FIT_SCENARIOS) is fitted]
+                if group:
+                    axes.scatter(
+                        [p.estimate.parameters for p in group],
+                        [p.measured_bytes / 1e9 for p in group],
+                        color=_COLOURS[method],
+                        edgecolors="black",
+                        marker=marker,
+                        zorder=3,
+                        label=f"{method} measured, {role} ({counters})",
+                    )
             axes.scatter(
-                [p.estimate.parameters for p in measured],
-                [
-                    (p.measured_bytes + p.estimate.peak_bytes - p.counted_bytes) / 1e9
-                    for p in measured
-                ],
+                xs_measured,
+                [p.counted_bytes / 1e9 for p in measured],
                 color=_COLOURS[method],
-                edgecolors="black",
+                marker="x",
                 zorder=3,
-                label=f"{method} (measured, CPU)",
+                label=f"{method} estimate of that counter",
             )
         for label, budget in BUDGETS:
             axes.axhline(budget / 1e9, color="grey", linestyle=":", linewidth=0.8)
@@ -231,7 +257,7 @@ def render_break_even_chart(points: Sequence[Point]) -> bytes:
         axes.set_xlim(1e7, 1e11)
         axes.set_ylim(0.3, 2000)
         axes.set_xlabel("parameters")
-        axes.set_ylabel("peak training memory (GB)")
+        axes.set_ylabel("peak training memory, GB (lines: whole peak; points: their counter)")
         axes.set_title(
             f"Peak training memory vs model size ({SUITE_BATCH} x {SUITE_SEQ} tokens, AdamW)"
         )
