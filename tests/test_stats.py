@@ -300,3 +300,22 @@ def test_mann_whitney_on_the_smallest_samples_matches_scipy(x: list[float], y: l
 def test_mann_whitney_refuses_an_empty_sample() -> None:
     with pytest.raises(ValueError, match=r"^Mann-Whitney U needs two non-empty samples$"):
         mann_whitney_u([], [1.0])
+
+
+def test_a_single_repetition_is_exact_or_carries_its_prior() -> None:
+    from scipy.stats import norm
+
+    exact = estimate([(42, 5.0)])
+    assert (exact.low, exact.high, exact.n, exact.method, exact.se) == (5.0, 5.0, 1, "exact", 0.0)
+    prior = estimate([(42, 5.0)], prior_sd=0.5)
+    half = norm.ppf(0.975) * 0.5
+    assert (prior.mean, prior.n, prior.method, prior.se, prior.df) == (
+        5.0,
+        1,
+        "prior",
+        0.5,
+        math.inf,
+    )
+    assert prior.low == pytest.approx(5.0 - half, rel=1e-9)
+    assert prior.high == pytest.approx(5.0 + half, rel=1e-9)
+    assert prior.samples == ((42, 5.0),)

@@ -501,3 +501,34 @@ def test_judge_lists_the_adrs_whose_suites_the_run_is_not_of(tmp_path: Path) -> 
     assert [m.number for m in judgement.missing] == [5]
     assert judgement.missing[0].given_run == "20261128T120000Z-finetune_sts-quick-0001"
     assert [v.number for v in judgement.verdicts] == [1, 2, 3, 4]
+
+
+def test_judge_environments_judges_each_environment_on_its_own_evidence(tmp_path: Path) -> None:
+    from adrbench.decisions.verdicts import judge_environments
+
+    # GIVEN finetune_sts runs from two machines, and no speed_levers run anywhere
+    store.write_run(make_finetune_sts_run(run_id="20261128T100000Z-a-b-c"), tmp_path)
+    cuda = make_environment("cuda-box", cuda_available=True, device_kind="cuda")
+    store.write_run(
+        make_finetune_sts_run(run_id="20261128T110000Z-a-b-c", environment=cuda), tmp_path
+    )
+    # WHEN every ADR is judged on every environment
+    environments = judge_environments(REPO_ADRS, tmp_path, probes=False)
+    # THEN one block per environment, by fingerprint, each on its own run
+    assert [e.fingerprint for e in environments] == ["cpu-2core-24g", "cuda-box"]
+    for environment, run_id, cuda_fired in zip(
+        environments,
+        ["20261128T100000Z-a-b-c", "20261128T110000Z-a-b-c"],
+        ["not fired", "fired"],
+        strict=True,
+    ):
+        (judgement,) = environment.judgements
+        assert judgement.run is not None and judgement.run.run_id == run_id
+        adr2 = next(v for v in judgement.verdicts if v.number == 2)
+        assert outcomes(adr2)["cuda"] == cuda_fired
+        # AND ADR-0005, whose suite has no run there, is listed as missing, not judged
+        assert [m.number for m in environment.missing] == [5]
+        assert 5 not in [v.number for v in judgement.verdicts]
+    # AND narrowing to one environment by prefix keeps only that one
+    only = judge_environments(REPO_ADRS, tmp_path, probes=False, environment="cuda")
+    assert [e.fingerprint for e in only] == ["cuda-box"]
