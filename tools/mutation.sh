@@ -27,7 +27,7 @@ python="${PYTHON:-python}"
 
 # name  module  K  test files (only the module's own tests run against each mutant)
 MODULES=(
-  "stats src/adrbench/stats.py 2 tests/test_stats.py"
+  "stats src/adrbench/stats.py 2 tests/test_stats.py tests/test_uncertainty.py"
   "baseline src/adrbench/gate/baseline.py 3 tests/test_baseline.py"
   "verdicts src/adrbench/decisions/verdicts.py 4 tests/test_verdicts.py"
   "expressions src/adrbench/decisions/expressions.py 6 tests/test_expressions.py"
