@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import re
 
+from adrbench.errors import excerpt
+
 __all__ = [
     "BYTE_SUFFIXES",
     "COUNT_SUFFIXES",
@@ -46,15 +48,17 @@ def parse_quantity(text: str) -> float:
     """
     match = _QUANTITY.match(text.strip())
     if match is None:
-        raise ValueError(f"not a number: {text[:40]!r}")
+        raise ValueError(f"not a number: {excerpt(text, 40)}")
     number, suffix = match.groups()
     if suffix and suffix not in _ALL_SUFFIXES:
         known = ", ".join(_ALL_SUFFIXES)
-        raise ValueError(f"unknown suffix {suffix!r} in {text[:40]!r}; known suffixes: {known}")
+        raise ValueError(
+            f"unknown suffix {suffix!r} in {excerpt(text, 40)}; known suffixes: {known}"
+        )
     value = float(number) * _ALL_SUFFIXES.get(suffix, 1.0)
     if not math.isfinite(value):
         raise NotFinite(
-            f"{text[:40]!r} is too large to be a number here (it would be infinity); "
+            f"{excerpt(text, 40)} is too large to be a number here (it would be infinity); "
             "write a value below 1.7e308"
         )
     return value

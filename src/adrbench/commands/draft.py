@@ -40,16 +40,11 @@ def run(args: argparse.Namespace) -> int:
             f"{path}: not a numbered ADR in {args.adr_dir} (an ADR file is NNNN-title.md); name "
             "the ADR whose trigger fired, e.g. `adrbench draft 2`"
         )
-    number = max((int(p.name[:4]) for p in adr_paths(args.adr_dir)), default=0) + 1
+    paths = adr_paths(args.adr_dir)
+    number = max((int(p.name[:4]) for p in paths), default=0) + 1
     target = args.adr_dir / draft_file_name(number, old)
-    existing = next(
-        (
-            p
-            for p in adr_paths(args.adr_dir)
-            if p.name.split("-", 1)[1] == target.name.split("-", 1)[1]
-        ),
-        None,
-    )
+    slug = target.name.split("-", 1)[1]
+    existing = next((p for p in paths if p.name.split("-", 1)[1] == slug), None)
     if existing is not None:
         raise UserError(
             f"{existing}: a draft revisiting ADR-{old.number:04d} already exists; finish or "

@@ -224,9 +224,8 @@ def _side_environment(side: Side) -> dict[str, str]:
     * ``PYTHONPATH``: the side's ``src/`` first, so its code measures.
     * ``ADRBENCH_STSB_DIR`` made absolute: the run starts in the side's tree (a REF worktree in
       a temporary folder), where a path relative to this folder names nothing.
-    * ``GIT_DIR`` / ``GIT_WORK_TREE``: the side's tree, so the run records the commit whose code
-      measured (REF's, not this tree's, which the suite file lies in). Git honours them whatever
-      code REF has, so older REFs record theirs too.
+
+    Which commit a side's runs record is settled by where its suite file lies (:func:`_suite_in`).
     """
     src = str((side.root / "src").resolve())
     path = os.environ.get("PYTHONPATH")

@@ -36,7 +36,6 @@ __all__ = [
     "run_path",
     "runs_dir",
     "to_pytest_benchmark",
-    "upgrade_file",
     "upgrade_files",
     "write_run",
 ]
@@ -83,10 +82,7 @@ def _run_files(run: RunRecord, results_dir: Path) -> list[tuple[Path, str]]:
     ``results_dir/runs/`` (nothing is created yet)."""
     path = run_path(results_dir, run.run_id)
     twin = path.with_name(f"{run.run_id}.benchmark.json")
-    files = [
-        (path, run_to_json(run)),
-        (twin, json.dumps(to_pytest_benchmark(run), indent=2, sort_keys=True) + "\n"),
-    ]
+    files = [(path, run_to_json(run)), (twin, _twin_text(run))]
     for file, _text in files:
         try:
             confined(file, runs_dir(results_dir))
@@ -97,6 +93,11 @@ def _run_files(run: RunRecord, results_dir: Path) -> list[tuple[Path, str]]:
     return files
 
 
+def _twin_text(run: RunRecord) -> str:
+    """The run's pytest-benchmark twin, as written beside it."""
+    return json.dumps(to_pytest_benchmark(run), indent=2, sort_keys=True) + "\n"
+
+
 def _write_all(files: Sequence[tuple[Path, str]]) -> None:
     """Write every file new, or none: a failure part-way removes what this call wrote.
 
@@ -104,27 +105,23 @@ def _write_all(files: Sequence[tuple[Path, str]]) -> None:
         ResultsError: a file already exists, or the filesystem refused one (named).
     """
     written: list[Path] = []
+    path = None
     try:
         for path, text in files:
             _write_new(path, text)
             written.append(path)
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
+    except BaseException as error:
+        for done in written:
+            done.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise ResultsError(
+                f"{path}: cannot be written ({error.strerror or error}); check the folder's "
+                "permissions and free space"
+            ) from None
         raise
 
 
 def _write_new(path: Path, text: str) -> None:
-    try:
-        _write_new_unchecked(path, text)
-    except OSError as error:
-        raise ResultsError(
-            f"{path}: cannot be written ({error.strerror or error}); check the folder's "
-            "permissions and free space"
-        ) from None
-
-
-def _write_new_unchecked(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
@@ -194,7 +191,7 @@ def plan_upgrade(path: Path) -> list[Rewrite]:
         rewrites.append(Rewrite(path, before, text))
     twin = path.with_name(f"{path.name.removesuffix('.json')}.benchmark.json")
     if twin.is_file():
-        twin_text = json.dumps(to_pytest_benchmark(run), indent=2, sort_keys=True) + "\n"
+        twin_text = _twin_text(run)
         try:
             twin_before = twin.read_text(encoding="utf-8")
         except UnicodeDecodeError:
@@ -222,17 +219,6 @@ def upgrade_files(rewrites: Sequence[Rewrite]) -> None:
             f"{error.filename or rewrite.path}: cannot be rewritten ({error.strerror or error}); "
             "nothing was changed — check the folder's permissions and free space"
         ) from None
-
-
-def upgrade_file(path: Path) -> bool:
-    """Rewrite one run file (and its twin) in the current schema; returns whether bytes changed.
-
-    Raises:
-        ResultsError: the file cannot be read or migrated (then nothing is written).
-    """
-    rewrites = plan_upgrade(path)
-    upgrade_files(rewrites)
-    return bool(rewrites)
 
 
 def _same_run(a: RunRecord, b: RunRecord) -> bool:
