@@ -31,6 +31,7 @@ from adrbench.results.record import (
     RunRecord,
     ScenarioResult,
     Scores,
+    Serving,
     Skip,
     Status,
     Throughput,
@@ -43,6 +44,7 @@ __all__ = [
     "make_failed",
     "make_ok",
     "make_run",
+    "make_serving",
     "make_skipped",
 ]
 
@@ -150,6 +152,47 @@ def make_ok(
         status=Status.OK,
         metrics=metrics,
     )
+
+
+def make_serving(
+    name: str = "adapters_4",
+    *,
+    adapters: int = 4,
+    merged: bool = False,
+    method: str = "lora",
+    base_bytes: int = 400 * 2**20,
+    per_variant_bytes: int = 1_500_000,
+    seeds: Sequence[int] = (42,),
+    spread_bytes: int = 0,
+) -> ScenarioResult:
+    """A serving scenario's result: ``base_bytes`` plus ``per_variant_bytes`` a variant (a
+    merged copy adds a whole model per variant after the first), one repetition per seed,
+    each ``spread_bytes`` above the previous one."""
+    scenario = Scenario.from_mapping(
+        {"name": name, "method": method, "serve": {"adapters": adapters, "merged": merged}}
+    )
+    reps = []
+    for index, seed in enumerate(seeds):
+        added = per_variant_bytes * (adapters - 1 if merged else adapters)
+        serving = Serving(
+            device="cpu",
+            model_id="default",
+            adapters=adapters,
+            merged=merged,
+            resident_parameters=MINILM_PARAMETERS * (adapters if merged else 1),
+            memory_source="anon_rss",
+            base_bytes=base_bytes,
+            resident_bytes=base_bytes + added + index * spread_bytes,
+            serve_peak_bytes=base_bytes + added + index * spread_bytes + 2**20,
+            swap_times_s=(1e-7,) * 4 if merged else (2e-4, 2e-4, 3e-4, 9e-4),
+            encode_times_s=(0.05, 0.05, 0.06, 0.05),
+            encode_swap_times_s=(0.05, 0.06, 0.06, 0.05),
+            request_batch=32,
+            load_s=2.0,
+        )
+        rep = scenario.repetition(seed)
+        reps.append(ScenarioResult.of(rep, serving=serving))
+    return combine_repetitions(scenario, reps)
 
 
 def make_skipped(

@@ -50,12 +50,18 @@ def test_the_project_adrs_load_with_their_claims_triggers_and_premises() -> None
     qlora = adrs[1]
     assert qlora.status == "accepted"
     assert qlora.date == "2026-02-20"
-    assert qlora.evidence == ("finetune_sts/lora", "finetune_sts/qlora")
-    assert [t.id for t in qlora.revisit_when] == ["lora-exceeds-laptop", "model-7b", "cuda"]
+    assert qlora.evidence == ("finetune_sts/lora", "finetune_sts/qlora", "serve_adapters")
+    assert [t.id for t in qlora.revisit_when] == [
+        "lora-exceeds-laptop",
+        "model-7b",
+        "cuda",
+        "multi-adapter-serving",
+    ]
     assert [t.expression.source for t in qlora.revisit_when] == [
         "estimate.lora_peak_bytes > 8GB",
         "model.parameters >= 7B",
         "env.cuda_available",
+        "project.adapters_served > 1",
     ]
     assert [(p.id, p.expression.source) for p in qlora.premises] == [
         ("bnb-needs-cuda", "not probes.bnb_nf4_on_cpu")

@@ -81,7 +81,7 @@ def test_what_if_7b_fires_the_trigger_and_exits_1(
     assert re.search(r"  FAILS      claim    qlora-saves-little ", out)
     assert out.endswith(
         "1 ADR(s): 2 trigger(s) fired; 2 claim(s) failed; 0 premise(s) stale; 0 inconclusive; "
-        "1 unknown — "
+        "2 unknown — "
         "revisit ADR-0002.\n"
     )
 

@@ -48,7 +48,7 @@ def test_a_fired_trigger_gives_a_proposed_superseding_draft(
     assert (adr.status, adr.supersedes, adr.evidence) == (
         "proposed",
         (2,),
-        ("finetune_sts/lora", "finetune_sts/qlora"),
+        ("finetune_sts/lora", "finetune_sts/qlora", "serve_adapters"),
     )
     text = target.read_text(encoding="utf-8")
     assert "### Where it fired: environment cuda-box (cuda, H200)" in text

@@ -163,7 +163,7 @@ def test_names_outside_the_schema_are_unknown_and_get_suggestions() -> None:
     assert facts.nearest("results.lora.samples_per_sec") == [
         "results.lora.samples_per_s",
         "results.lora.train_flops_per_s",
-        "results.lora.padded_tokens_per_s",
+        "results.lora.swap_p99_s",
     ]
 
 

@@ -65,9 +65,11 @@ def test_on_a_cpu_run_neither_the_7b_nor_the_cuda_trigger_fires(adrs: dict[int, 
         "lora-fits-8gb": "holds",
         "base-model-small": "holds",
         "qlora-saves-little": "holds",
+        "adapters-share-base": "unknown",  # no serve_adapters run here
         "lora-exceeds-laptop": "not fired",
         "model-7b": "not fired",
         "cuda": "not fired",
+        "multi-adapter-serving": "unknown",  # no declared facts given
         "bnb-needs-cuda": "unknown",
     }
     model_7b = next(v for v in verdicts.verdicts if v.id == "model-7b")
@@ -199,9 +201,11 @@ def test_without_any_run_results_and_model_facts_are_unknown(
         "lora-fits-8gb": "unknown",
         "base-model-small": "unknown",
         "qlora-saves-little": "unknown",  # the estimates need model.parameters
+        "adapters-share-base": "unknown",
         "lora-exceeds-laptop": "unknown",
         "model-7b": "unknown",
         "cuda": "not fired",
+        "multi-adapter-serving": "unknown",
         "bnb-needs-cuda": "unknown",
     }
     assert verdicts.verdicts[0].reason == (
@@ -506,7 +510,7 @@ def test_judge_lists_the_adrs_whose_suites_the_run_is_not_of(tmp_path: Path) -> 
 def test_judge_environments_judges_each_environment_on_its_own_evidence(tmp_path: Path) -> None:
     from adrbench.decisions.verdicts import judge_environments
 
-    # GIVEN finetune_sts runs from two machines, and no speed_levers run anywhere
+    # GIVEN finetune_sts runs from two machines, and no speed_levers or serve_adapters run
     store.write_run(make_finetune_sts_run(run_id="20261128T100000Z-a-b-c"), tmp_path)
     cuda = make_environment("cuda-box", cuda_available=True, device_kind="cuda")
     store.write_run(
@@ -526,8 +530,14 @@ def test_judge_environments_judges_each_environment_on_its_own_evidence(tmp_path
         assert judgement.run is not None and judgement.run.run_id == run_id
         adr2 = next(v for v in judgement.verdicts if v.number == 2)
         assert outcomes(adr2)["cuda"] == cuda_fired
-        # AND ADR-0005, whose suite has no run there, is listed as missing, not judged
-        assert [m.number for m in environment.missing] == [5]
+        # the project declares one adapter served (pyproject.toml): the serving trigger is off
+        assert outcomes(adr2)["multi-adapter-serving"] == "not fired"
+        # AND ADR-0005, whose suite has no run there, is listed as missing, not judged; ADR-0002
+        # is judged on the suite it has, its serving suite listed as missing
+        assert [(m.number, m.suites, m.judged) for m in environment.missing] == [
+            (2, ("serve_adapters",), True),
+            (5, ("speed_levers",), False),
+        ]
         assert 5 not in [v.number for v in judgement.verdicts]
     # AND narrowing to one environment by prefix keeps only that one
     only = judge_environments(REPO_ADRS, tmp_path, probes=False, environment="cuda")

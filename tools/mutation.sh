@@ -4,6 +4,7 @@
 #
 #   tools/mutation.sh                 # every module below, sampled as listed
 #   ONLY=stats K=1 tools/mutation.sh  # one module, every line
+#   REV=9c9a358 MUTATION_DIR=/tmp/mut-before K=1 tools/mutation.sh   # an older commit's tests
 #
 # Needs mutmut 2 (its --use-patch-file lets us sample lines) outside the project's env:
 #   pip install --target .mutmut-lib 'mutmut==2.5.1' whatthepatch
@@ -35,8 +36,9 @@ MODULES=(
 )
 
 mkdir -p "$work"
-# A fresh copy of the committed tree, keeping the mutmut cache (killed mutants stay killed).
-git -C "$repo" archive HEAD | tar -x -C "$work"
+# A fresh copy of the committed tree (REV, default HEAD), keeping the mutmut cache (killed mutants
+# stay killed: use a new MUTATION_DIR for another REV).
+git -C "$repo" archive "${REV:-HEAD}" | tar -x -C "$work"
 cd "$work"
 export PYTHONPATH="$lib:$work/src" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 

@@ -21,6 +21,7 @@ from adrbench.engine.progress import ProgressDisplay
 from adrbench.engine.suite import load_suite, parse_override
 from adrbench.machine import capture_and_remember
 from adrbench.paths import portable_name
+from adrbench.results.metrics import flatten_serving
 from adrbench.results.record import (
     SCHEMA_VERSION,
     GitInfo,
@@ -106,6 +107,18 @@ def _summary(results: tuple[ScenarioResult, ...]) -> str:
                     "",
                 ]
             )
+        elif r.serving is not None:
+            flat = flatten_serving(r.serving)
+            rows.append(
+                [
+                    r.name,
+                    r.status.value,
+                    f"{flat['encode_sentences_per_s']:.0f} sentences/s",
+                    format_bytes(r.serving.resident_bytes) + f" ({r.serving.memory_source})",
+                    "",
+                    f"serving {r.serving.adapters} variant(s)",
+                ]
+            )
         else:
             why = (
                 f"{r.skip.reason}: {r.skip.message}"
@@ -133,8 +146,13 @@ def _portable(result: ScenarioResult, root: Path) -> ScenarioResult:
         return result
     scenario = dataclasses.replace(result.scenario, model=model)
     metrics = result.metrics and dataclasses.replace(result.metrics, model_id=model)
+    serving = result.serving and dataclasses.replace(result.serving, model_id=model)
     return dataclasses.replace(
-        result, scenario=scenario, fingerprint=scenario.fingerprint(), metrics=metrics
+        result,
+        scenario=scenario,
+        fingerprint=scenario.fingerprint(),
+        metrics=metrics,
+        serving=serving,
     )
 
 

@@ -36,7 +36,13 @@ One flat map of dotted names to values, built once per ``adrbench check``:
     ``lora_max_parameters_8gb`` / ``qlora_max_parameters_8gb``, the largest model whose peak fits
     8 GB.
 
-``--what-if NAME=VALUE`` overrides any fact, e.g. ``model.parameters=7B``.
+``project.*``
+    What the project declares about itself in ``pyproject.toml`` under
+    ``[tool.adrbench.facts]`` (:mod:`adrbench.project`), e.g. ``project.adapters_served``. A name
+    the project does not declare is missing, with the line to add.
+
+``--what-if NAME=VALUE`` overrides any fact, e.g. ``model.parameters=7B``; a declared fact may
+be named without ``project.`` (``--what-if adapters_served=16``).
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ from dataclasses import dataclass, field
 from adrbench.decisions.expressions import Missing, Value
 from adrbench.decisions.probes import ProbeResult, probe_fact_names, run_probes
 from adrbench.errors import UserError, excerpt
-from adrbench.results.metrics import METRICS, flatten_metrics, process_noise_sd
+from adrbench.project import KNOWN_FACTS, DeclaredValue
+from adrbench.results.metrics import METRICS, SERVING_METRICS, flatten_result, process_noise_sd
 from adrbench.results.record import Environment, RunRecord, ScenarioResult, Status
 from adrbench.stats import Estimate, estimate
 from adrbench.units import NotFinite, parse_quantity
@@ -93,6 +100,7 @@ _NO_RUN = "no results yet for this environment; run `adrbench run`"
 _RUN_SEPARATOR = " + "
 _RESULT_NAME = re.compile(r"^results\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)$")
 _PACKAGE_NAME = re.compile(r"^env\.packages\.([A-Za-z0-9_]+)$")
+_PROJECT_NAME = re.compile(r"^project\.([a-z][a-z0-9_]{0,63})$")
 
 
 def _package_key(name: str) -> str:
@@ -144,6 +152,13 @@ class Facts:
         match = _PACKAGE_NAME.match(name)
         if match:
             return Missing(f"{name}: package {match.group(1)!r} is not installed or not recorded")
+        match = _PROJECT_NAME.match(name)
+        if match:
+            example = KNOWN_FACTS[match[1]][2] if match[1] in KNOWN_FACTS else f"{match[1]} = ..."
+            return Missing(
+                f"{name}: the project does not declare it; add `{example}` under "
+                "[tool.adrbench.facts] in pyproject.toml"
+            )
         return None
 
     def nearest(self, name: str, n: int = 3) -> list[str]:
@@ -172,7 +187,10 @@ class Facts:
         """
         values = dict(self.values)
         applied = dict(self.what_if)
-        for name, text in what_if.items():
+        for given, text in what_if.items():
+            name = given
+            if "." not in given and (f"project.{given}" in self.values or given in KNOWN_FACTS):
+                name = f"project.{given}"  # a declared fact by its own name
             current = self.lookup(name)
             if current is None:
                 close = self.nearest(name)
@@ -191,6 +209,7 @@ class Facts:
                     f"--what-if {name}={text}: {name} is a {expected}, got {value!r}; "
                     f"write {example}"
                 )
+            _check_declared_rule(name, text, value)
             values[name] = value
             applied[name] = value
         if "model.parameters" in what_if and any(k.startswith("estimate.") for k in values):
@@ -205,6 +224,17 @@ class Facts:
             probe_details=self.probe_details,
             what_if=applied,
         )
+
+
+def _check_declared_rule(name: str, text: str, value: Value) -> None:
+    """A what-if of a known declared fact obeys that fact's own rule (adapters_served >= 1)."""
+    known = KNOWN_FACTS.get(name.removeprefix("project.")) if name.startswith("project.") else None
+    if known is None:
+        return
+    plain = int(value) if isinstance(value, float) and value.is_integer() else value
+    problem = known[1](plain)
+    if problem is not None:
+        raise UserError(f"--what-if {name}={excerpt(text)}: {name} {problem} ({known[0]})")
 
 
 def _kind(value: Value) -> str:
@@ -226,6 +256,8 @@ def _schema_kind(name: str) -> str | None:
     if name in ("model.parameters", "env.memory_bytes", "env.cores", "env.torch_threads"):
         return "number"
     if name.startswith("estimate."):
+        return "number"
+    if name in (f"project.{known}" for known in KNOWN_FACTS):
         return "number"
     return None
 
@@ -297,6 +329,25 @@ def _live_env_values() -> dict[str, Value | Missing]:
     return _env_values(this_environment())
 
 
+def _not_measured(prefix: str, metric: str, result: ScenarioResult) -> str:
+    """Why an ok scenario has no value for ``metric``."""
+    if result.serving is not None and metric not in SERVING_METRICS:
+        return f"{prefix}.{metric}: {result.name!r} is a serving scenario, which does not train"
+    if result.metrics is not None and metric in SERVING_METRICS:
+        return f"{prefix}.{metric}: {result.name!r} trains; only serving scenarios measure it"
+    ran = result.metrics or result.serving
+    return f"{prefix}.{metric}: not measured on device {ran.device if ran else 'unknown'}"
+
+
+def _prior(metric: str, value: float, result: ScenarioResult) -> float | None:
+    """The known process noise of one repetition of a training metric (None: exact, or a
+    serving metric, whose noise between processes has not been measured)."""
+    if result.metrics is None:
+        return None
+    source = result.metrics.memory.peak_memory_source
+    return process_noise_sd(metric, value, result.scenario.threads, source)
+
+
 def _scenario_values(result: ScenarioResult) -> dict[str, Value | Missing]:
     prefix = f"results.{result.name}"
     if result.status is Status.CANCELED:
@@ -309,25 +360,17 @@ def _scenario_values(result: ScenarioResult) -> dict[str, Value | Missing]:
             **{f"{prefix}.{metric}": Missing(why) for metric in METRICS},
         }
     values: dict[str, Value | Missing] = {f"{prefix}.status": result.status.value}
-    if result.status is Status.OK and result.metrics is not None:
+    if result.status is Status.OK:
         values[f"{prefix}.reason"] = ""
-        reps = [r for r in result.samples() if r.status is Status.OK and r.metrics is not None]
-        flats = [(r.scenario.seed, flatten_metrics(r.metrics)) for r in reps if r.metrics]
+        reps = [r for r in result.samples() if r.status is Status.OK]
+        flats = [(r.scenario.seed, flatten_result(r)) for r in reps]
         for metric in METRICS:
             if not all(metric in flat for _, flat in flats):
-                device = result.metrics.device
-                values[f"{prefix}.{metric}"] = Missing(
-                    f"{prefix}.{metric}: not measured on device {device}"
-                )
+                values[f"{prefix}.{metric}"] = Missing(_not_measured(prefix, metric, result))
                 continue
             samples = [(seed, flat[metric]) for seed, flat in flats]
             if len(samples) == 1:
-                prior = process_noise_sd(
-                    metric,
-                    samples[0][1],
-                    result.scenario.threads,
-                    result.metrics.memory.peak_memory_source,
-                )
+                prior = _prior(metric, samples[0][1], result)
                 values[f"{prefix}.{metric}"] = (
                     estimate(samples, prior_sd=prior) if prior else samples[0][1]
                 )
@@ -417,6 +460,7 @@ def build_facts(
     also: Sequence[RunRecord] = (),
     what_if: Mapping[str, str] | None = None,
     probes: bool = True,
+    declared: Mapping[str, DeclaredValue] | None = None,
 ) -> Facts:
     """The namespace for one run (or for no run yet), or for the union of several.
 
@@ -428,6 +472,8 @@ def build_facts(
         what_if: Facts to override, NAME -> VALUE text (see :func:`parse_what_if`).
         probes: Run the premise probes (a child process, a few seconds); False leaves every
             ``probes.*`` fact missing with that reason.
+        declared: The project's declared facts (:func:`adrbench.project.declared_facts`),
+            as ``project.<name>``.
 
     Raises:
         UserError: a ``what_if`` name that is not a fact, or a value of the wrong kind; a
@@ -452,6 +498,7 @@ def build_facts(
     probe_values, details = _probe_values(run_probes() if probes else None)
     values.update(probe_values)
     values.update(estimate_values(values["model.parameters"]))
+    values.update({f"project.{name}": value for name, value in (declared or {}).items()})
     run_id = _RUN_SEPARATOR.join(r.run_id for r in [run, *also]) if run is not None else None
     facts = Facts(values=values, run_id=run_id, probe_details=details)
     return facts.with_what_if(what_if) if what_if else facts

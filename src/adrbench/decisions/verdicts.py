@@ -16,6 +16,7 @@ from adrbench.decisions.evidence import MissingEvidence, adr_runs, evidence_runs
 from adrbench.decisions.expressions import ExpressionError, Missing, Value, caret_snippet, evaluate
 from adrbench.decisions.facts import Facts, build_facts
 from adrbench.errors import UserError
+from adrbench.project import DeclaredValue, declared_facts
 from adrbench.results.record import RunRecord
 from adrbench.stats import Estimate
 
@@ -351,7 +352,9 @@ def judge(
         environment=environment,
         include_interrupted=include_interrupted,
     )
-    facts = build_facts(chosen, what_if=what_if or {}, probes=probes)
+    facts = build_facts(
+        chosen, what_if=what_if or {}, probes=probes, declared=declared_facts(adr_dir)
+    )
     if chosen is None:
         return Judgement(chosen, facts, _judge_adrs(adrs, facts))
     judged = [a for a in adrs if _is_evidence(chosen, a)]
@@ -474,7 +477,8 @@ def judge_environments(
     if environment is not None:
         fingerprints = [f for f in fingerprints if f.startswith(environment)]
     plans = [_plan(f, runs, any_suite.get(f), adrs) for f in fingerprints]
-    facts = _facts_per_run_set([g for p in plans for g in p.groups], what_if or {}, probes)
+    groups = [g for p in plans for g in p.groups]
+    facts = _facts_per_run_set(groups, what_if or {}, probes, declared_facts(adr_dir))
     return [
         EnvironmentVerdicts(
             p.fingerprint,
@@ -544,7 +548,10 @@ def _plan(
 
 
 def _facts_per_run_set(
-    groups: Sequence[_Group], what_if: Mapping[str, str], probes: bool
+    groups: Sequence[_Group],
+    what_if: Mapping[str, str],
+    probes: bool,
+    declared: Mapping[str, DeclaredValue],
 ) -> dict[tuple[str, ...], Facts]:
     """Each run set's facts, by run ids; the premise probes run once, with the first (this
     machine).
@@ -561,11 +568,11 @@ def _facts_per_run_set(
         first, *also = group.runs
         try:
             if probe_values is None:
-                base = build_facts(first, also=also, probes=probes)
+                base = build_facts(first, also=also, probes=probes, declared=declared)
                 probe_values = {k: v for k, v in base.values.items() if k.startswith("probes.")}
                 probe_details = base.probe_details
             else:
-                plain = build_facts(first, also=also, probes=False)
+                plain = build_facts(first, also=also, probes=False, declared=declared)
                 base = Facts(
                     values={**plain.values, **probe_values},
                     run_id=plain.run_id,

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["METHODS", "Method", "get_method", "register_method"]
+__all__ = ["METHODS", "Method", "get_method", "load_base", "register_method"]
 
 Requirement = Callable[[Scenario, DeviceProbe], Skip | None]
 Builder = Callable[[Scenario, str], "SentenceTransformer"]
@@ -126,6 +126,15 @@ def _load_quantized(scenario: Scenario, device: str) -> SentenceTransformer:
         )
     }
     return load_sentence_transformer(scenario.model, device, model_kwargs=quantization)
+
+
+def load_base(scenario: Scenario, device: str) -> SentenceTransformer:
+    """The untrained base model a method starts from (qlora: NF4 4-bit weights), for serving."""
+    if scenario.method == "qlora":
+        if device == "cpu":
+            cap_mmap_threshold()  # as for training: quantizing frees an fp32 copy of each weight
+        return _load_quantized(scenario, device)
+    return load_sentence_transformer(scenario.model, device)
 
 
 def _build_qlora(scenario: Scenario, device: str) -> SentenceTransformer:

@@ -60,8 +60,9 @@ class ProgressDisplay:
     def event(self, event: dict[str, Any]) -> None:
         phase = event.get("phase")
         if phase != "train" or not event.get("total"):
-            if phase in ("load", "evaluate"):
-                self._write(f"{self._prefix}: {'loading' if phase == 'load' else 'evaluating'}")
+            words = {"load": "loading", "evaluate": "evaluating", "serve": "serving requests"}
+            if phase in words:
+                self._write(f"{self._prefix}: {words[str(phase)]}")
             return
         step, total = int(event["step"]), int(event["total"])
         rate = float(event["batch"]) / max(float(event["step_s"]), 1e-9)
@@ -83,6 +84,10 @@ class ProgressDisplay:
         if result.status is Status.OK and result.metrics is not None:
             t = result.metrics.throughput
             detail = f"ok, {t.samples_per_s:.1f} samples/s"
+        elif result.status is Status.OK and result.serving is not None:
+            s = result.serving
+            per_s = s.request_batch * len(s.encode_times_s) / sum(s.encode_times_s)
+            detail = f"ok, {s.resident_bytes / 2**20:.0f} MiB resident, {per_s:.0f} sentences/s"
         elif result.skip is not None:
             detail = f"skipped ({result.skip.reason}): {result.skip.message}"
         else:

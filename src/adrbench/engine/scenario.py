@@ -27,6 +27,7 @@ __all__ = [
     "OptimizerImplName",
     "OptimizerName",
     "Scenario",
+    "ServeSettings",
 ]
 
 MethodName = Literal["full", "lora", "qlora"]
@@ -90,6 +91,44 @@ class LoraSettings:
                 f"{where}: target_modules={self.target_modules!r} must be a non-empty list of "
                 "module names, e.g. ['query', 'key', 'value', 'dense']"
             )
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """Serving many fine-tuned variants of one model instead of training it (``serve`` table).
+
+    The variants are LoRA adapters at the scenario's ``lora`` settings, each initialised at
+    random from its own seed (peft's ``init_lora_weights=False``), so every variant computes a
+    different function and variant ``i`` is the same in every scenario of that seed. Requests are
+    batches of STS-B test sentences.
+
+    Args:
+        adapters: How many variants are served (N).
+        merged: False: one base model holds all N adapters and a swap makes another one active
+            (``method`` lora, or qlora for an NF4 base); True: N full copies of the model, each
+            with its adapter merged in (``method`` lora), where a swap picks another copy.
+        request_batch: Sentences per request.
+        requests: Timed requests per mode (on one variant; with a swap before each).
+        swaps: Timed swaps alone.
+        warmup_requests: Untimed requests before timing (allocator, caches).
+    """
+
+    adapters: int = 1
+    merged: bool = False
+    request_batch: int = 32
+    requests: int = 50
+    swaps: int = 200
+    warmup_requests: int = 3
+
+    def __post_init__(self) -> None:
+        where = "serve"
+        for name in ("adapters", "request_batch", "requests", "swaps", "warmup_requests"):
+            value = getattr(self, name)
+            low = 0 if name == "warmup_requests" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ScenarioError(f"{where}: {name}={value!r} must be an integer >= {low}")
+        if not isinstance(self.merged, bool):
+            raise ScenarioError(f"{where}: merged={self.merged!r} must be true or false")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +235,13 @@ class Scenario:
         default=0.0,
         metadata={"help": "Testing: busy-wait this fraction of each step's time (0.15 = +15%)."},
     )
+    serve: ServeSettings | None = field(
+        default=None,
+        metadata={
+            "help": "Measure serving N adapters (or N merged copies) of the model instead of "
+            "training it: a table of ServeSettings, e.g. { adapters = 16 }."
+        },
+    )
 
     def __post_init__(self) -> None:
         where = f"scenario {self.name!r}"
@@ -236,6 +282,21 @@ class Scenario:
             )
         if not isinstance(self.lora, LoraSettings):
             raise ScenarioError(f"{where}: lora={self.lora!r} must be a table of LoRA settings")
+        if self.serve is not None:
+            if not isinstance(self.serve, ServeSettings):
+                raise ScenarioError(
+                    f"{where}: serve={self.serve!r} must be a table of serve settings"
+                )
+            if self.method == "full":
+                raise ScenarioError(
+                    f"{where}: serve needs method 'lora' (adapters, or merged copies with "
+                    "merged = true) or 'qlora' (adapters on an NF4 base), not 'full'"
+                )
+            if self.serve.merged and self.method != "lora":
+                raise ScenarioError(
+                    f"{where}: serve.merged = true merges each adapter into a full copy, which an "
+                    f"NF4 base cannot hold; use method 'lora' or merged = false"
+                )
         for name in ("model", "loss"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
@@ -287,6 +348,19 @@ class Scenario:
                 values["lora"] = LoraSettings(**lora_values)
             except ScenarioError as error:
                 raise ScenarioError(f"{source}: {error}") from None
+        serve = values.get("serve")
+        if isinstance(serve, Mapping):
+            serve_known = {f.name for f in dataclasses.fields(ServeSettings)}
+            unknown = sorted(set(serve) - serve_known)
+            if unknown:
+                raise ScenarioError(
+                    f"{source}: unknown serve field {unknown[0]!r}; "
+                    f"known: {', '.join(sorted(serve_known))}"
+                )
+            try:
+                values["serve"] = ServeSettings(**serve)
+            except ScenarioError as error:
+                raise ScenarioError(f"{source}: {error}") from None
         if "name" not in values:
             raise ScenarioError(f"{source}: a scenario needs a 'name'")
         try:
@@ -333,5 +407,7 @@ class Scenario:
         for name, default in _LEVER_DEFAULTS.items():
             if data[name] == default:
                 data.pop(name)
+        if data["serve"] is None:  # a training scenario: hashed as before serving existed
+            data.pop("serve")
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

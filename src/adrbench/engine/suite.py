@@ -1,6 +1,8 @@
 """Suites: TOML files in ``bench/`` naming the scenarios that are evidence for ADRs.
 
-Layout (later tables override earlier ones, then the result is validated as a Scenario)::
+Layout (later tables override earlier ones, then the result is validated as a Scenario; a
+``serve`` table is merged field by field, so ``[defaults.serve]`` can hold what every serving
+scenario shares and each scenario names only its ``adapters``)::
 
     name = "finetune_sts"
     [defaults]            # every scenario, every profile
@@ -95,12 +97,13 @@ class Suite:
                 continue
             own = dict(entry)
             own_profiles = own.pop("profiles", {})
-            merged: dict[str, Any] = {
-                **self.defaults,
-                **self.profiles[profile],
-                **own,
-                **own_profiles.get(profile, {}),
-            }
+            layers = (self.defaults, self.profiles[profile], own, own_profiles.get(profile, {}))
+            merged: dict[str, Any] = {}
+            for layer in layers:
+                merged.update(layer)
+            serve = [layer["serve"] for layer in layers if "serve" in layer]
+            if serve and all(isinstance(table, Mapping) for table in serve):
+                merged["serve"] = {k: v for table in serve for k, v in table.items()}
             merged = apply_overrides(merged, overrides)
             if "lora" in merged and isinstance(merged["lora"], Mapping):
                 merged["lora"] = dict(merged["lora"])

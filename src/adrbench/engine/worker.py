@@ -29,6 +29,7 @@ from adrbench.engine.evaluate import evaluate_sts
 from adrbench.engine.interrupt import die_with_parent
 from adrbench.engine.methods import get_method
 from adrbench.engine.scenario import Scenario
+from adrbench.engine.serve import measure_serving
 from adrbench.engine.train import train
 from adrbench.errors import ScenarioError
 from adrbench.results.record import (
@@ -135,6 +136,8 @@ def _measure(
     torch.manual_seed(scenario.seed)
     if scenario.threads is not None:
         torch.set_num_threads(scenario.threads)
+    if scenario.serve is not None:
+        return _serve(scenario, device, data_dir, progress)
     if scenario.compile:
         problem = compile_problem(device)
         if problem is not None:
@@ -252,6 +255,17 @@ def _measure(
             after=after,
         ),
     )
+
+
+def _serve(
+    scenario: Scenario, device: str, data_dir: Path | None, progress: Progress
+) -> ScenarioResult:
+    """A serving scenario: requests are the first ``request_batch`` STS-B test sentences."""
+    assert scenario.serve is not None
+    test = load_stsb(data_dir).test
+    sentences = list(test.sentence1 + test.sentence2)[: scenario.serve.request_batch]
+    serving = measure_serving(scenario, device, sentences, lambda phase: progress({"phase": phase}))
+    return ScenarioResult.of(scenario, serving=serving)
 
 
 def main(argv: list[str] | None = None) -> int:

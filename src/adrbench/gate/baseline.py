@@ -115,6 +115,17 @@ def _read(path: Path) -> Baseline:
     return Baseline(path=path, run=run)
 
 
+def _refuse_serving(run: RunRecord) -> None:
+    """The gate compares training (step time, training peak, accuracy): a serving run has none."""
+    serving = [r.name for r in run.scenarios if r.scenario.serve is not None]
+    if serving:
+        raise BaselineError(
+            f"run {run.run_id}: suite {run.suite} serves adapters ({', '.join(serving[:3])}"
+            f"{', ...' if len(serving) > 3 else ''}) and the gate compares training runs; a "
+            "baseline needs a run of a training suite such as bench/finetune_sts.toml"
+        )
+
+
 def save_baseline(run: RunRecord, results_dir: Path) -> Path:
     """Store ``run`` as the baseline of its environment, suite and profile (replacing any).
 
@@ -123,8 +134,10 @@ def save_baseline(run: RunRecord, results_dir: Path) -> Path:
         results_dir: The results directory.
 
     Raises:
-        BaselineError: the run was interrupted, has failed scenarios or measured nothing.
+        BaselineError: the run was interrupted, has failed scenarios, measured nothing or is of
+            a serving suite.
     """
+    _refuse_serving(run)
     if run.interrupted is not None:
         raise BaselineError(
             f"run {run.run_id}: interrupted ({run.interrupted.signal or 'by a signal'}) before "
@@ -180,6 +193,8 @@ def median_run(runs: Sequence[RunRecord]) -> RunRecord:
     """
     if not runs:
         raise BaselineError("no runs given; name at least one with --run")
+    for run in runs:
+        _refuse_serving(run)
     first = runs[0]
     for other in runs[1:]:
         same = other.environment.fingerprint == first.environment.fingerprint and (

@@ -30,7 +30,9 @@ from adrbench.decisions.evidence import adr_runs, evidence_runs, evidence_suites
 from adrbench.decisions.staleness import Staleness
 from adrbench.decisions.verdicts import AdrVerdicts, Kind, Outcome, Verdict
 from adrbench.errors import UserError
+from adrbench.project import declared_facts
 from adrbench.reports.markers import EVIDENCE, INDEX, find_block, replace_block
+from adrbench.reports.serving import is_serving, render_serving_chart, render_serving_section
 from adrbench.results.metrics import METRICS, flatten_metrics
 from adrbench.results.record import (
     MEMORY_SOURCE_LABELS,
@@ -110,8 +112,10 @@ class AppendixInput:
             headline, and the verdict tables when there are no runs.
         adr_link: The ADR file as linked from the appendix.
         runs: The latest run of each environment, one column each, in column order.
-        scenarios: The scenario names shown, in order (see :func:`evidence_scenarios`).
+        scenarios: The training scenario names shown, in order (see :func:`evidence_scenarios`).
         charts: Chart images, in order.
+        memory_model: The memory-model section (ADRs that read ``estimate.*``), Markdown.
+        serving: The serving scenarios' section (:mod:`adrbench.reports.serving`), Markdown.
     """
 
     verdicts: AdrVerdicts
@@ -120,6 +124,7 @@ class AppendixInput:
     scenarios: tuple[str, ...]
     charts: tuple[Chart, ...]
     memory_model: str = ""
+    serving: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -692,6 +697,7 @@ def render_appendix(appendix: AppendixInput) -> str:
         premises=_verdict_table(Kind.PREMISE, columns) if adr.of_kind(Kind.PREMISE) else "",
         provenance=_provenance_table(runs) if runs else "",
         memory_model=appendix.memory_model,
+        serving=appendix.serving,
     )
 
 
@@ -804,7 +810,10 @@ def plan_reports(
         adr_path = adr_dir / Path(adr.path).name
         stem = adr_path.stem
         runs = [run for run, _ in item.runs]
-        scenarios = evidence_scenarios(adr.evidence, runs)
+        shown = evidence_scenarios(adr.evidence, runs)
+        served = {r.name for run in runs for r in run.scenarios if is_serving(r)}
+        scenarios = tuple(name for name in shown if name not in served)
+        serving_names = [name for name in shown if name in served]
         charts: list[Chart] = []
         if scenarios and runs:  # no evidence, no charts (an empty chart says nothing)
             for kind, caption in _CHARTS:
@@ -813,6 +822,15 @@ def plan_reports(
 
                 outputs[chart_path] = render_chart(kind, runs, scenarios)
                 charts.append(Chart(caption, chart_path.name))
+        serving = ""
+        if serving_names:
+            labelled = [(environment_label(run.environment), run) for run in runs]
+            serving = render_serving_section(labelled, serving_names)
+            chart_path = appendix_dir / f"{stem}-serving.svg"
+            outputs[chart_path] = render_serving_chart(labelled, serving_names)
+            charts.append(
+                Chart("Serving: resident memory and swap latency against N", chart_path.name)
+            )
         memory_model = ""
         if uses_estimates(adr):
             from adrbench.reports.memory_model import (
@@ -847,6 +865,7 @@ def plan_reports(
                 scenarios=scenarios,
                 charts=tuple(charts),
                 memory_model=memory_model,
+                serving=serving,
             )
         ).encode("utf-8")
         block = render_evidence_block(adr, _link(appendix_path, adr_dir))
@@ -896,7 +915,8 @@ def judge_for_report(
     suites = {s for adr in adrs for s in evidence_suites(adr.evidence)}
     runs = evidence_runs(results_dir, suites, include_interrupted=include_interrupted)
     # Probes run once, in the same call as the first run's facts (without a run: the live env).
-    first = build_facts(runs[0] if runs else None, probes=probes)
+    declared = declared_facts(adr_dir)
+    first = build_facts(runs[0] if runs else None, probes=probes, declared=declared)
     probe_values = {k: v for k, v in first.values.items() if k.startswith("probes.")}
     facts: dict[tuple[str, ...], Facts] = {(runs[0].run_id,) if runs else (): first}
 
@@ -904,7 +924,12 @@ def judge_for_report(
         """The facts of an ADR's runs on one environment: their union (as ``check`` judges)."""
         key = tuple(r.run_id for r in together)
         if key not in facts:
-            base = build_facts(together[0] if together else None, also=together[1:], probes=False)
+            base = build_facts(
+                together[0] if together else None,
+                also=together[1:],
+                probes=False,
+                declared=declared,
+            )
             facts[key] = Facts(
                 values={**base.values, **probe_values},
                 run_id=base.run_id,

@@ -11,12 +11,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from adrbench.results.record import Metrics, MetricSummary, ScenarioResult, Status
+from adrbench.results.record import Metrics, MetricSummary, ScenarioResult, Serving, Status
 from adrbench.stats import estimate
 
-__all__ = ["METRICS", "MetricSpec", "flatten_metrics", "process_noise_sd", "summarize"]
+__all__ = [
+    "METRICS",
+    "SERVING_METRICS",
+    "MetricSpec",
+    "flatten_metrics",
+    "flatten_result",
+    "flatten_serving",
+    "process_noise_sd",
+    "quantile",
+    "summarize",
+]
 
-Unit = Literal["count", "samples/s", "tokens/s", "bytes", "s", "ratio", "FLOP/s", "loss"]
+Unit = Literal[
+    "count", "samples/s", "sentences/s", "tokens/s", "bytes", "s", "ratio", "FLOP/s", "loss"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +101,96 @@ METRICS: Mapping[str, MetricSpec] = dict(
         _spec("dev_pearson_before", "ratio", None, "STS-B dev Pearson, untrained"),
         _spec("test_spearman_before", "ratio", None, "STS-B test Spearman, untrained"),
         _spec("test_pearson_before", "ratio", None, "STS-B test Pearson, untrained"),
+        # Serving scenarios (``serve`` set; :class:`~adrbench.results.record.Serving`).
+        _spec("served_variants", "count", None, "variants served: adapters, or merged copies"),
+        _spec("resident_parameters", "count", None, "parameters held for all served variants"),
+        _spec(
+            "base_memory_bytes",
+            "bytes",
+            False,
+            "resident memory with the base model alone loaded (anonymous RSS on a CPU, CUDA / "
+            "MPS allocated on a GPU)",
+        ),
+        _spec(
+            "resident_memory_bytes",
+            "bytes",
+            False,
+            "resident memory with every variant loaded and used once (same counter)",
+        ),
+        _spec(
+            "added_memory_bytes",
+            "bytes",
+            False,
+            "resident memory the variants add to the base alone (resident minus base)",
+        ),
+        _spec("serve_peak_memory_bytes", "bytes", False, "highest reading while serving"),
+        _spec("swap_p50_s", "s", False, "median seconds to make another variant active"),
+        _spec("swap_p99_s", "s", False, "99th percentile of the swap time"),
+        _spec("encode_p50_s", "s", False, "median seconds of a request on one variant"),
+        _spec("encode_p99_s", "s", False, "99th percentile of a request on one variant"),
+        _spec("encode_sentences_per_s", "sentences/s", True, "sentences per second on one variant"),
+        _spec("encode_swap_p50_s", "s", False, "median seconds of a swap plus a request"),
+        _spec("encode_swap_p99_s", "s", False, "99th percentile of a swap plus a request"),
+        _spec(
+            "encode_swap_sentences_per_s",
+            "sentences/s",
+            True,
+            "sentences per second when every request goes to another variant (swap included)",
+        ),
     ]
 )
+
+# The metrics only serving scenarios have (training scenarios have the others).
+SERVING_METRICS = frozenset(list(METRICS)[list(METRICS).index("served_variants") :])
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` by linear interpolation between order statistics (the
+    default of numpy and R, type 7)."""
+    if not values:
+        raise ValueError("quantile of no values")
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def flatten_serving(serving: Serving) -> dict[str, float]:
+    """Every serving metric of one serving result (see :data:`SERVING_METRICS`)."""
+    flat: dict[str, float] = {
+        "served_variants": serving.adapters,
+        "resident_parameters": serving.resident_parameters,
+        "base_memory_bytes": serving.base_bytes,
+        "resident_memory_bytes": serving.resident_bytes,
+        "added_memory_bytes": serving.resident_bytes - serving.base_bytes,
+        "serve_peak_memory_bytes": serving.serve_peak_bytes,
+        "load_s": serving.load_s,
+    }
+    for prefix, times in (
+        ("swap", serving.swap_times_s),
+        ("encode", serving.encode_times_s),
+        ("encode_swap", serving.encode_swap_times_s),
+    ):
+        if times:
+            flat[f"{prefix}_p50_s"] = quantile(times, 0.5)
+            flat[f"{prefix}_p99_s"] = quantile(times, 0.99)
+    for prefix, times in (
+        ("encode", serving.encode_times_s),
+        ("encode_swap", serving.encode_swap_times_s),
+    ):
+        if times:
+            flat[f"{prefix}_sentences_per_s"] = serving.request_batch * len(times) / sum(times)
+    return {k: float(v) for k, v in flat.items()}
+
+
+def flatten_result(result: ScenarioResult) -> dict[str, float]:
+    """Every catalogued metric an ok result has: a training result's or a serving result's."""
+    if result.metrics is not None:
+        return flatten_metrics(result.metrics)
+    if result.serving is not None:
+        return flatten_serving(result.serving)
+    return {}
 
 
 def flatten_metrics(metrics: Metrics) -> dict[str, float]:
@@ -216,11 +316,7 @@ def process_noise_sd(
 
 def summarize(repetitions: Sequence[ScenarioResult]) -> dict[str, MetricSummary]:
     """Mean, SD and 95% t-interval of every metric across the ok repetitions (two or more)."""
-    flats = [
-        (r.scenario.seed, flatten_metrics(r.metrics))
-        for r in repetitions
-        if r.status is Status.OK and r.metrics is not None
-    ]
+    flats = [(r.scenario.seed, flatten_result(r)) for r in repetitions if r.status is Status.OK]
     if len(flats) < 2:
         return {}
     summary: dict[str, MetricSummary] = {}

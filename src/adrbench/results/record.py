@@ -30,6 +30,7 @@ __all__ = [
     "MEMORY_SOURCE_LABELS",
     "PEAK_MEMORY_SOURCES",
     "SCHEMA_VERSION",
+    "SERVING_MEMORY_SOURCES",
     "Compute",
     "DatasetInfo",
     "Environment",
@@ -46,6 +47,7 @@ __all__ = [
     "RunRecord",
     "ScenarioResult",
     "Scores",
+    "Serving",
     "Skip",
     "Status",
     "Throughput",
@@ -56,7 +58,7 @@ __all__ = [
     "to_data",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class Status(enum.StrEnum):
@@ -254,6 +256,60 @@ class Metrics:
 
 
 @dataclass(frozen=True, slots=True)
+class Serving:
+    """What serving ``adapters`` fine-tuned variants of one model cost in one process (schema 6).
+
+    Either one base model holds every LoRA adapter and a request first makes its adapter the
+    active one (``merged`` False), or every variant is a full copy of the model with its adapter
+    merged in (``merged`` True: swapping is picking another copy). Memory is read from the
+    device's principal resident counter (``memory_source``): anonymous RSS on a CPU (Linux),
+    ``torch.cuda.memory_allocated`` on CUDA, the MPS allocation on MPS.
+
+    Args:
+        device: The resolved device, e.g. ``cpu`` or ``cuda:0``.
+        model_id: The base model, as the scenario named it.
+        adapters: How many variants are served (N).
+        merged: True: N merged full copies; False: one base with N adapters.
+        resident_parameters: Parameters held for all N variants together.
+        memory_source: Which counter the ``*_bytes`` fields read (``anon_rss``; ``rss`` on a
+            CPU without /proc; ``cuda_allocated`` or ``mps_allocated``).
+        base_bytes: The counter with the base model loaded, before any adapter or copy.
+        resident_bytes: The counter with all N variants loaded and each used once.
+        serve_peak_bytes: The highest reading while requests were served (sampled after each).
+        swap_times_s: Seconds of each timed swap (making another variant the active one).
+        encode_times_s: Seconds of each timed request, every one on the same variant.
+        encode_swap_times_s: Seconds of each timed request preceded by a swap to the next
+            variant (round robin), the swap included.
+        request_batch: Sentences per request.
+        load_s: Seconds to load the base and build the N variants.
+    """
+
+    device: str
+    model_id: str
+    adapters: int
+    merged: bool
+    resident_parameters: int
+    memory_source: str
+    base_bytes: int
+    resident_bytes: int
+    serve_peak_bytes: int
+    swap_times_s: tuple[float, ...]
+    encode_times_s: tuple[float, ...]
+    encode_swap_times_s: tuple[float, ...]
+    request_batch: int
+    load_s: float
+
+    def __post_init__(self) -> None:
+        if self.memory_source not in SERVING_MEMORY_SOURCES:
+            allowed = ", ".join(map(repr, SERVING_MEMORY_SOURCES))
+            raise ValueError(f"memory_source {self.memory_source!r} is not one of {allowed}")
+
+
+# The resident-memory counter a serving scenario reads, per device.
+SERVING_MEMORY_SOURCES = ("anon_rss", "rss", "cuda_allocated", "mps_allocated")
+
+
+@dataclass(frozen=True, slots=True)
 class MetricSummary:
     """One metric across the ok repetitions of a scenario (a convenience for readers of the file;
     ``adrbench check`` recomputes it from the repetitions, pairing by seed).
@@ -275,7 +331,8 @@ class MetricSummary:
 
 @dataclass(frozen=True, slots=True)
 class ScenarioResult:
-    """The outcome of one scenario: exactly one of metrics / skip / failure is set.
+    """The outcome of one scenario: exactly one of metrics / serving / skip / failure is set
+    (``metrics`` for a training scenario that finished, ``serving`` for a serving one).
 
     A scenario with several repetitions (``repeats`` / ``seeds``) keeps each repetition's full
     result, with its own seed and fingerprint, in ``repetitions``; the fields above it are then
@@ -292,6 +349,7 @@ class ScenarioResult:
     metrics: Metrics | None = None
     skip: Skip | None = None
     failure: Failure | None = None
+    serving: Serving | None = None  # schema 6
     repetitions: tuple[ScenarioResult, ...] = ()
     aggregate: Mapping[str, MetricSummary] = dataclasses.field(default_factory=dict)
 
@@ -318,9 +376,11 @@ class ScenarioResult:
         metrics: Metrics | None = None,
         skip: Skip | None = None,
         failure: Failure | None = None,
+        serving: Serving | None = None,
     ) -> ScenarioResult:
         """The result of ``scenario``; the status follows from which outcome is given."""
-        status = Status.OK if metrics else Status.SKIPPED if skip else Status.FAILED
+        ok = metrics is not None or serving is not None
+        status = Status.OK if ok else Status.SKIPPED if skip else Status.FAILED
         return cls(
             name=scenario.name,
             fingerprint=scenario.fingerprint(),
@@ -329,16 +389,19 @@ class ScenarioResult:
             metrics=metrics,
             skip=skip,
             failure=failure,
+            serving=serving,
         )
 
     def __post_init__(self) -> None:
+        outcome = "serving" if self.scenario.serve is not None else "metrics"
         expected = {
-            Status.OK: "metrics",
+            Status.OK: outcome,
             Status.SKIPPED: "skip",
             Status.FAILED: "failure",
             Status.CANCELED: "skip",  # why it did not finish
         }
-        present = [f for f in ("metrics", "skip", "failure") if getattr(self, f) is not None]
+        fields = ("metrics", "serving", "skip", "failure")
+        present = [f for f in fields if getattr(self, f) is not None]
         if present != [expected[self.status]]:
             raise ValueError(
                 f"scenario {self.name!r} with status {self.status.value!r} must carry exactly "
@@ -720,12 +783,21 @@ def update_to_5(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def update_to_6(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 6 adds serving scenarios (``serving`` beside ``metrics``, ``scenario.serve``):
+    every older scenario trained, so none has them. No measurement changes."""
+    data = dict(data)
+    data["schema_version"] = 6
+    return data
+
+
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     0: update_to_1,
     1: update_to_2,
     2: update_to_3,
     3: update_to_4,
     4: update_to_5,
+    5: update_to_6,
 }
 
 

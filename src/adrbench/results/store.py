@@ -404,19 +404,48 @@ def resolve_run(
     return refuse_interrupted(run, spec, include_interrupted=include_interrupted)
 
 
+def _benchmark_stats(times: list[float]) -> dict[str, Any]:
+    """pytest-benchmark's ``stats`` of one benchmark's rounds."""
+    import statistics
+
+    ordered = sorted(times)
+    n = len(ordered)
+    q1, q3 = ordered[n // 4], ordered[(3 * n) // 4]
+    mean = statistics.fmean(times)
+    return {
+        "min": ordered[0],
+        "max": ordered[-1],
+        "mean": mean,
+        "stddev": statistics.stdev(times) if n > 1 else 0.0,
+        "rounds": n,
+        "median": statistics.median(times),
+        "iqr": q3 - q1,
+        "q1": q1,
+        "q3": q3,
+        "iqr_outliers": 0,
+        "stddev_outliers": 0,
+        "outliers": "0;0",
+        "ld15iqr": ordered[0],
+        "hd15iqr": ordered[-1],
+        "ops": 1.0 / mean if mean else 0.0,
+        "total": sum(times),
+        "data": times,
+        "iterations": 1,
+    }
+
+
 def to_pytest_benchmark(run: RunRecord) -> dict[str, Any]:
     """The run's step times in pytest-benchmark's ``--benchmark-json`` layout.
 
-    One benchmark per ``ok`` scenario, timing one training step; skipped and failed scenarios have
-    no timings and are listed under ``adrbench_not_measured`` so they are not lost.
+    One benchmark per ``ok`` scenario, timing one training step (a serving scenario: one request
+    on one variant); skipped and failed scenarios have no timings and are listed under
+    ``adrbench_not_measured`` so they are not lost.
     """
-    import statistics
-
     env = run.environment
     benchmarks: list[dict[str, Any]] = []
     not_measured: list[dict[str, str]] = []
     for result in run.scenarios:
-        if result.status is not Status.OK or result.metrics is None:
+        if result.status is not Status.OK:
             why = (
                 result.skip.reason
                 if result.skip
@@ -424,48 +453,34 @@ def to_pytest_benchmark(run: RunRecord) -> dict[str, Any]:
             )
             not_measured.append({"name": result.name, "status": result.status.value, "why": why})
             continue
-        times = list(result.metrics.throughput.step_times_s)
+        if result.metrics is not None:
+            what, times = "train_step", list(result.metrics.throughput.step_times_s)
+            extra: dict[str, Any] = {
+                "samples_per_s": result.metrics.throughput.samples_per_s,
+                "real_tokens_per_s": result.metrics.throughput.real_tokens_per_s,
+                "peak_rss_bytes": result.metrics.memory.peak_rss_bytes,
+            }
+        elif result.serving is not None:
+            what, times = "serve_request", list(result.serving.encode_times_s)
+            extra = {
+                "variants": result.serving.adapters,
+                "resident_bytes": result.serving.resident_bytes,
+                "memory_source": result.serving.memory_source,
+            }
+        else:
+            continue
         if not times:
             continue
-        ordered = sorted(times)
-        n = len(ordered)
-        q1, q3 = ordered[n // 4], ordered[(3 * n) // 4]
-        mean = statistics.fmean(times)
-        stats = {
-            "min": ordered[0],
-            "max": ordered[-1],
-            "mean": mean,
-            "stddev": statistics.stdev(times) if n > 1 else 0.0,
-            "rounds": n,
-            "median": statistics.median(times),
-            "iqr": q3 - q1,
-            "q1": q1,
-            "q3": q3,
-            "iqr_outliers": 0,
-            "stddev_outliers": 0,
-            "outliers": "0;0",
-            "ld15iqr": ordered[0],
-            "hd15iqr": ordered[-1],
-            "ops": 1.0 / mean if mean else 0.0,
-            "total": sum(times),
-            "data": times,
-            "iterations": 1,
-        }
         benchmarks.append(
             {
                 "group": run.suite,
-                "name": f"train_step[{result.name}]",
-                "fullname": f"{run.suite}::train_step[{result.name}]",
+                "name": f"{what}[{result.name}]",
+                "fullname": f"{run.suite}::{what}[{result.name}]",
                 "params": {"scenario": result.name},
                 "param": result.name,
-                "extra_info": {
-                    "samples_per_s": result.metrics.throughput.samples_per_s,
-                    "real_tokens_per_s": result.metrics.throughput.real_tokens_per_s,
-                    "peak_rss_bytes": result.metrics.memory.peak_rss_bytes,
-                    "fingerprint": result.fingerprint,
-                },
+                "extra_info": {**extra, "fingerprint": result.fingerprint},
                 "options": {"timer": "time.perf_counter", "warmup": True},
-                "stats": stats,
+                "stats": _benchmark_stats(times),
             }
         )
     return {
