@@ -678,10 +678,17 @@ def render_appendix(appendix: AppendixInput) -> str:
     """
     adr = appendix.verdicts
     runs = appendix.runs
-    sections = [_ScenarioSection(name, _scenario_table(name, runs)) for name in appendix.scenarios]
-    columns = [(environment_label(r.run.environment), r.verdicts) for r in runs] or [
-        ("Verdict (no results yet)", adr)
+    # Columns: the runs that hold the training scenarios shown (an ADR's serving run has its own
+    # section); the environments, one column each however many of the ADR's suites ran there.
+    shown = set(appendix.scenarios)
+    training = [r for r in runs if any(s.name in shown for s in r.run.scenarios)]
+    sections = [
+        _ScenarioSection(name, _scenario_table(name, training)) for name in appendix.scenarios
     ]
+    # One verdict column per environment: an environment's runs are judged together.
+    columns = [
+        (environment_label(r.run.environment), r.verdicts) for r in _one_per_environment(runs)
+    ] or [("Verdict (no results yet)", adr)]
     return _render(
         "appendix.md.j2",
         adr=adr,
@@ -689,7 +696,7 @@ def render_appendix(appendix: AppendixInput) -> str:
         adr_file=Path(adr.path).name,
         headline=verdict_line(adr),
         runs=runs,
-        environments=_environment_table(runs) if runs else "",
+        environments=_environment_table(_one_per_environment(runs)) if runs else "",
         scenarios=sections,
         charts=appendix.charts,
         claims=_verdict_table(Kind.CLAIM, columns) if adr.of_kind(Kind.CLAIM) else "",
@@ -699,6 +706,17 @@ def render_appendix(appendix: AppendixInput) -> str:
         memory_model=appendix.memory_model,
         serving=appendix.serving,
     )
+
+
+def _one_per_environment(runs: Sequence[EvidenceRun]) -> list[EvidenceRun]:
+    """The first of ``runs`` of each environment, in order."""
+    seen: set[str] = set()
+    first = []
+    for run in runs:
+        if run.run.environment.fingerprint not in seen:
+            seen.add(run.run.environment.fingerprint)
+            first.append(run)
+    return first
 
 
 def render_evidence_block(adr: AdrVerdicts, appendix_link: str) -> str:
@@ -815,12 +833,15 @@ def plan_reports(
         scenarios = tuple(name for name in shown if name not in served)
         serving_names = [name for name in shown if name in served]
         charts: list[Chart] = []
-        if scenarios and runs:  # no evidence, no charts (an empty chart says nothing)
+        # A run of another of the ADR's suites (a serving run beside a training run) has none of
+        # these scenarios: it would only add an empty column per environment.
+        training = [run for run in runs if any(r.name in scenarios for r in run.scenarios)]
+        if scenarios and training:  # no evidence, no charts (an empty chart says nothing)
             for kind, caption in _CHARTS:
                 chart_path = appendix_dir / f"{stem}-{kind}.svg"
                 from adrbench.reports.charts import render_chart
 
-                outputs[chart_path] = render_chart(kind, runs, scenarios)
+                outputs[chart_path] = render_chart(kind, training, scenarios)
                 charts.append(Chart(caption, chart_path.name))
         serving = ""
         if serving_names:

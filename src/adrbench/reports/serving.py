@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from tabulate import tabulate
 
@@ -217,34 +217,56 @@ def _series(run: RunRecord, names: Sequence[str], metric: str, scale: float) -> 
     return series
 
 
+# One colour per approach, one line style per statistic, one marker per environment.
+_COLOURS = {
+    "adapters on an fp32 base": "#1f77b4",
+    "adapters on an NF4 base": "#2ca02c",
+    "merged copies": "#ff7f0e",
+}
+
+
 def _panel(
     axes: Any,
     runs: Sequence[tuple[str, RunRecord]],
     names: Sequence[str],
-    plots: Sequence[tuple[str, str, float]],
+    plots: Sequence[tuple[str, str, float, str]],
 ) -> bool:
     drawn = False
+    ticks: set[float] = set()
     for index, (label, run) in enumerate(runs):
-        for metric, what, scale in plots:
+        for metric, what, scale, style in plots:
             for series in _series(run, names, metric, scale):
                 axes.errorbar(
                     series.n,
                     series.mean,
                     yerr=series.half_width,
                     marker="os^D"[index % 4],
+                    linestyle=style,
+                    color=_COLOURS.get(series.label),
                     capsize=3,
                     label=f"{series.label}{what} · {label}",
                 )
+                ticks.update(series.n)
                 drawn = True
+    axes.set_xscale("log", base=2)
+    if ticks:
+        axes.set_xticks(sorted(ticks), [f"{t:g}" for t in sorted(ticks)])
     return drawn
 
 
-def render_serving_chart(runs: Sequence[tuple[str, RunRecord]], names: Sequence[str]) -> bytes:
-    """Resident memory against N (left) and the swap latency against N (right), as SVG.
+def render_serving_chart(
+    runs: Sequence[tuple[str, RunRecord]],
+    names: Sequence[str],
+    *,
+    fmt: Literal["svg", "png"] = "svg",
+) -> bytes:
+    """Resident memory against N (left) and the swap latency against N (right), as SVG (or PNG,
+    for looking at it), the same bytes for the same inputs.
 
     Args:
         runs: (environment label, run) of each environment shown.
         names: The serving scenarios.
+        fmt: ``svg`` or ``png``.
     """
     import matplotlib.style  # only when a chart is drawn: check and lint never import it
     from matplotlib.figure import Figure
@@ -254,18 +276,16 @@ def render_serving_chart(runs: Sequence[tuple[str, RunRecord]], names: Sequence[
     with matplotlib.style.context(["default", CHART_STYLE]):
         figure = Figure(figsize=(9.0, 4.6), layout="constrained")
         memory, swap = figure.subplots(1, 2)
-        drawn = _panel(memory, runs, names, [("resident_memory_bytes", "", 1 / 2**20)])
-        memory.set_xscale("log", base=2)
+        drawn = _panel(memory, runs, names, [("resident_memory_bytes", "", 1 / 2**20, "-")])
         memory.set_xlabel("variants served (N)")
         memory.set_ylabel("resident memory, MiB")
         memory.set_title("Resident memory against N (whiskers: 95% CI)")
-        swap_plots = [("swap_p50_s", " p50", 1e6), ("swap_p99_s", " p99", 1e6)]
+        swap_plots = [("swap_p50_s", " p50", 1e6, "-"), ("swap_p99_s", " p99", 1e6, "--")]
         if _panel(swap, runs, names, swap_plots):
             swap.set_yscale("log")
         if not drawn:
             for axes in (memory, swap):
                 axes.text(0.5, 0.5, "no serving scenario finished", ha="center", va="center")
-        swap.set_xscale("log", base=2)
         swap.set_xlabel("variants served (N)")
         swap.set_ylabel("swap latency, µs (log)")
         swap.set_title("Swap latency against N (whiskers: 95% CI)")
@@ -275,5 +295,5 @@ def render_serving_chart(runs: Sequence[tuple[str, RunRecord]], names: Sequence[
             if drawn:
                 axes.legend(fontsize=6, frameon=False)
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="svg", metadata=SVG_METADATA)
+        figure.savefig(buffer, format=fmt, metadata=SVG_METADATA if fmt == "svg" else None)
     return buffer.getvalue()
