@@ -286,3 +286,42 @@ def test_a_schema_5_document_without_serving_fields_reads_as_schema_6() -> None:
         del result["serving"], result["scenario"]["serve"]
     run = run_from_json(json.dumps(data), source="five.json")
     assert run.schema_version == 6 and run == make_run()
+
+
+def test_an_adr_with_a_training_and_a_serving_run_shows_one_column_per_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from adrbench.cli import main
+    from adrbench.results.store import write_run
+    from factories import make_finetune_sts_run
+
+    # GIVEN ADR-0002 (evidence: finetune_sts and serve_adapters) and a run of each on one machine
+    repo = Path(__file__).resolve().parents[1]
+    root = tmp_path / "project"
+    shutil.copytree(repo / "adr", root / "adr")
+    (root / "pyproject.toml").write_text("[tool.adrbench.facts]\nadapters_served = 1\n")
+    write_run(make_finetune_sts_run(), root / "results")
+    serve = make_run(
+        [
+            make_serving("adapters_16", adapters=16),
+            make_serving("merged_16", adapters=16, merged=True),
+        ],
+        run_id="20261208T010000Z-serve_adapters-quick-0001",
+        suite="serve_adapters",
+    )
+    write_run(serve, root / "results")
+    monkeypatch.chdir(root)
+    # WHEN the appendices are written
+    assert main(["report", "--no-probes", "--allow-unconfirmed"]) == 0
+    text = (root / "adr/appendix/0002-qlora-skipped-for-small-models.md").read_text()
+    # THEN the environment, each training table and each verdict table have one column for it
+    # (provenance, below, lists each run: two there)
+    judged, provenance = text.split("## Provenance")
+    headers = [line for line in judged.splitlines() if line.startswith("|  ") or "| Id " in line]
+    assert len(headers) >= 5 and all(line.count("cpu-2core-24g") == 1 for line in headers)
+    assert provenance.splitlines()[2].count("cpu-2core-24g") == 2
+    # AND the serving scenarios are in their own section, not in training tables
+    assert "## Serving" in text and "### `adapters_16`" not in text
+    assert "| `adapters_16` | 16" in text.replace("  ", " ").replace("  ", " ")
