@@ -75,6 +75,8 @@ def test_import_never_writes_outside_runs_through_the_run_id(
     # GIVEN a run file whose run_id climbs out of results/runs/ (or is absolute)
     sent = _hostile_run(tmp_path, run_id)
     before = _files(tmp_path)
+    evil = Path("/tmp/adrbench-evil")  # where the absolute ids point (left there by an old run?)
+    evil_before = sorted(evil.rglob("*")) if evil.exists() else None
     # WHEN imported
     code = main(["import", str(sent), "--results-dir", str(tmp_path / "results")])
     # THEN it is refused in one line naming the file and the id, and nothing at all is written
@@ -82,7 +84,7 @@ def test_import_never_writes_outside_runs_through_the_run_id(
     line = _one_line_error(capsys.readouterr().err, "import")
     assert str(sent) in line and "cannot name a results file" in line
     assert _files(tmp_path) == before
-    assert not Path("/tmp/adrbench-evil").exists()
+    assert (sorted(evil.rglob("*")) if evil.exists() else None) == evil_before
 
 
 @pytest.mark.parametrize(
