@@ -603,3 +603,35 @@ def test_expression_records_are_frozen_slotted_and_compare_by_source() -> None:
     assert (first.source, first.names) == ("a < b", ("a", "b"))
     assert first != second  # different text, though the same tree
     assert first == parse("a < b")
+
+
+@pytest.mark.parametrize(
+    ("sibling", "joiner"),
+    [("not true", " and "), ("-1", " + "), ("(1)", " + "), ("abs(1)", " + ")],
+)
+def test_sibling_groups_do_not_add_up_to_the_depth_limit(sibling: str, joiner: str) -> None:
+    # GIVEN more siblings side by side than the depth limit (each one level deep)
+    source = joiner.join([sibling] * (MAX_DEPTH + 1))
+    assert len(source) <= MAX_SOURCE_LENGTH
+    # WHEN parsed THEN leaving each one gives its level back: they parse
+    parse(source)
+
+
+@pytest.mark.parametrize(
+    ("first", "joiner", "inner"),
+    [
+        ("not true", " and ", "true"),
+        ("-1", " + ", "1"),
+        ("(1)", " + ", "1"),
+        ("abs(1)", " + ", "1"),
+    ],
+)
+def test_leaving_a_group_returns_to_the_level_around_it_not_to_the_top(
+    first: str, joiner: str, inner: str
+) -> None:
+    # GIVEN, 20 levels deep, a one-level group and then 20 more levels: 40 on the second path
+    deeper = "(" * 20 + inner + ")" * 20
+    source = "(" * 20 + first + joiner + deeper + ")" * 20
+    # WHEN parsed THEN the second path is over the limit, counted from where the first left off
+    with pytest.raises(ExpressionError, match=f"nests deeper than {MAX_DEPTH} levels"):
+        parse(source)
