@@ -28,9 +28,20 @@ from hypothesis import strategies as st
 
 from adrbench.cli import main
 from adrbench.results.record import run_to_json
-from factories import make_finetune_sts_run
+from factories import make_finetune_sts_run, make_run, make_serving
 
 VALID_RUN = json.loads(run_to_json(make_finetune_sts_run()))
+# A serving run (schema 6) with the training run's id, so the documents a test mutates are of
+# both shapes: its ``serving`` records and ``serve`` tables are fuzzed too.
+VALID_SERVING_RUN = json.loads(
+    run_to_json(
+        make_run(
+            [make_serving("adapters_4", seeds=(42, 43)), make_serving("merged_4", merged=True)],
+            run_id=VALID_RUN["run_id"],
+            suite="finetune_sts",
+        )
+    )
+)
 ADR_TEMPLATE = """---
 status: accepted
 date: 2026-11-01
@@ -161,8 +172,10 @@ expression_text = st.one_of(
 
 
 def _mutated_run(draw: Any) -> dict[str, Any]:
-    """The valid run with one to three of its values replaced or removed."""
-    data: dict[str, Any] = json.loads(json.dumps(VALID_RUN))
+    """A valid run (training or serving) with one to three of its values replaced or removed."""
+    data: dict[str, Any] = json.loads(
+        json.dumps(draw(st.sampled_from([VALID_RUN, VALID_SERVING_RUN])))
+    )
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
         node: Any = data
         path: list[Any] = []
