@@ -542,3 +542,25 @@ def test_judge_environments_judges_each_environment_on_its_own_evidence(tmp_path
     # AND narrowing to one environment by prefix keeps only that one
     only = judge_environments(REPO_ADRS, tmp_path, probes=False, environment="cuda")
     assert [e.fingerprint for e in only] == ["cuda-box"]
+
+
+def test_an_unknown_verdict_names_every_missing_fact_joined_by_semicolons(tmp_path: Path) -> None:
+    # GIVEN a claim on two scenarios the run does not have
+    adr = _one_claim(tmp_path, "results.a.samples_per_s < results.b.samples_per_s")
+    facts = build_facts(make_finetune_sts_run(), probes=False)
+    # WHEN judged THEN it is unknown, with both reasons in order, one "; " between them
+    (verdict,) = judge_adr(adr, facts).verdicts
+    run_id = make_finetune_sts_run().run_id
+    assert verdict.outcome is Outcome.UNKNOWN
+    assert verdict.reason == (
+        f"results.a: run {run_id} has no scenario 'a'; results.b: run {run_id} has no scenario 'b'"
+    )
+
+
+def test_a_judgement_is_inconclusive_exactly_when_one_of_its_adrs_is() -> None:
+    facts = build_facts(make_finetune_sts_run(), probes=False)
+    fine = make_adr_verdicts()
+    unsure = make_adr_verdicts([make_verdict("claim", "x", "inconclusive")])
+    assert fine.inconclusive is False and unsure.inconclusive is True
+    assert Judgement(None, facts, (fine,)).inconclusive is False
+    assert Judgement(None, facts, (fine, unsure)).inconclusive is True
