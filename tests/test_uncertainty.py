@@ -259,3 +259,25 @@ def test_older_runs_load_as_one_repetition() -> None:
     for result in run.scenarios:
         assert result.samples() == (result,)
         assert result.repetitions == () and result.aggregate == {}
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*"])
+def test_an_exact_zero_on_either_side_is_only_refused_as_a_divisor(op: str) -> None:
+    # GIVEN an estimate and an exact zero
+    e = estimate([(42, 1.0), (43, 2.0), (44, 3.0)])
+    # WHEN combined by anything but division THEN it is plain arithmetic on the interval
+    for result in (combine(op, e, 0.0), combine(op, 0.0, e)):
+        assert isinstance(result, Estimate)
+    assert combine("+", e, 0.0) == combine("+", 0.0, e)
+    with pytest.raises(ZeroDivisionError, match="division by zero"):
+        combine("/", e, 0.0)
+
+
+def test_two_repetitions_over_the_same_seeds_already_pair() -> None:
+    # GIVEN two estimates of n = 2 over the same seeds
+    a = estimate([(42, 10.0), (43, 12.0)])
+    b = estimate([(42, 9.0), (43, 11.0)])
+    # WHEN subtracted THEN the difference is paired by seed (each pair differs by exactly 1)
+    d = combine("-", a, b)
+    assert isinstance(d, Estimate)
+    assert d.method == "paired-t" and d.mean == 1.0 and d.low == d.high == 1.0
